@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// The only place that calls process.exit: run the program, turn any failure into one clear line and an exit code.
+import { CommanderError } from 'commander';
+import { createProgram } from './program.js';
+import { describeFailure } from '../util/errors.js';
+
+async function main(argv: string[]): Promise<number> {
+  const program = createProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander has already printed the message or the help; usage errors are user errors.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    const { exitCode, text } = describeFailure(err, Boolean(program.opts().debug) || argv.includes('--debug'));
+    process.stderr.write(text + '\n');
+    return exitCode;
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,116 @@
+/**
+ * The command-line surface: flags → typed options → one core call.
+ * Nothing here does real work; nothing here calls process.exit (only main.ts does).
+ */
+import { Command, Option } from 'commander';
+import { NotImplementedError } from '../util/errors.js';
+
+export const VERSION = '0.1.0';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+export function createProgram(): Command {
+  const program = new Command('bundle')
+    .description(
+      'kube-bundle: carry a whole kubeadm cluster into a data center with no internet.\n\n' +
+        'On a machine with internet:   bundle build v1.32.3 --key signer.asc\n' +
+        'Inside the air gap:           bundle install --hosts hosts.txt --pubkey signer.pub.asc',
+    )
+    .version(VERSION, '-V, --version')
+    .option('--debug', 'show stack traces for internal errors')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride();
+
+  program
+    .command('build')
+    .summary('resolve and download everything a cluster needs into one signed bundle file')
+    .description(
+      'Resolve and download kubeadm, kubelet, kubectl, their OS packages, containerd/runc or Docker + cri-dockerd,\n' +
+        'the control-plane and flannel images and an image registry into ONE signed, reproducible tar file.',
+    )
+    .argument('<version>', 'Kubernetes version, e.g. v1.32.3 or 1.32.3')
+    .addOption(new Option('-t, --target <os>', 'target distribution').choices(['debian-12', 'ubuntu-22.04', 'ubuntu-24.04']).default('ubuntu-24.04'))
+    .addOption(new Option('-a, --arch <arch>', 'target architecture, repeatable: one bundle may carry both').choices(['amd64', 'arm64']).argParser(collect))
+    .option('--runtime <list>', 'container runtimes to carry: containerd, docker (Docker engine + cri-dockerd)', 'containerd,docker')
+    .option('-o, --output <file>', 'bundle file (default ./kube-bundle-<version>-<target>-<arch>.tar)')
+    .option('--key <file>', 'armored OpenPGP secret key to sign with; passphrase from KUBE_BUNDLE_PASSPHRASE')
+    .option('--unsigned', 'build without a signature (install refuses it unless told --allow-unsigned)')
+    .option('--mirror <from=to>', 'fetch a URL prefix or registry host from elsewhere, repeatable; the bundle keeps upstream names', collect)
+    .option('--image <ref>', 'an extra image to carry, repeatable', collect)
+    .option('--images-file <file>', 'extra images, one reference per line')
+    .option('--lock <file>', 'build exactly what this lock file names, refusing anything else')
+    .option('--ha', 'also carry haproxy and keepalived for a highly available control-plane address')
+    .option('--cache <dir>', 'download cache (default $XDG_CACHE_HOME/kube-bundle)')
+    .option('--concurrency <n>', 'parallel downloads', '8')
+    .option('--dry-run', 'print what would be fetched, with versions and sizes, and fetch nothing')
+    .option('--json', 'print a JSON summary')
+    .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned')
+    .action(() => {
+      throw new NotImplementedError('build');
+    });
+
+  program
+    .command('verify')
+    .summary('check a bundle\'s signature and every file in it')
+    .argument('<file>', 'bundle file')
+    .option('--pubkey <file>', 'armored OpenPGP public key of the trusted signer')
+    .option('--json', 'print a JSON report')
+    .action(() => {
+      throw new NotImplementedError('verify');
+    });
+
+  program
+    .command('inspect')
+    .summary('show what a bundle carries: versions, packages, images, files, signer')
+    .argument('<file>', 'bundle file')
+    .option('--json', 'print JSON')
+    .action(() => {
+      throw new NotImplementedError('inspect');
+    });
+
+  program
+    .command('keygen')
+    .summary('make an OpenPGP (ed25519) key pair for signing bundles')
+    .requiredOption('--out <dir>', 'directory for signer.asc (mode 0600) and signer.pub.asc')
+    .option('--name <name>', 'user id on the key', 'kube-bundle signer')
+    .action(() => {
+      throw new NotImplementedError('keygen');
+    });
+
+  program
+    .command('install')
+    .summary('install a cluster from a bundle onto the hosts listed in a file, over SSH')
+    .requiredOption('--hosts <file>', 'hosts file: one "ADDRESS ROLE [key=value ...]" per line')
+    .option('--bundle <file>', 'bundle file (default: the one kube-bundle-*.tar in the working directory)')
+    .option('--pubkey <file>', 'the trusted signer\'s public key (required unless --allow-unsigned)')
+    .option('--allow-unsigned', 'accept a bundle built with --unsigned')
+    .option('-i, --identity <file>', 'SSH private key (ssh-agent is used too)')
+    .option('--user <name>', 'SSH user (sudo is used when not root)', 'root')
+    .option('--known-hosts <file>', 'known_hosts file', '~/.ssh/known_hosts')
+    .option('--accept-new-host-keys', 'record unknown host keys (a CHANGED key is always refused)')
+    .addOption(new Option('--runtime <name>', 'container runtime').choices(['containerd', 'docker']).default('containerd'))
+    .option('--pod-cidr <cidr>', 'pod network', '10.244.0.0/16')
+    .option('--service-cidr <cidr>', 'service network', '10.96.0.0/12')
+    .option('--control-plane-endpoint <host[:port]>', 'address the nodes use for the API server')
+    .option('--vip <address>', 'virtual address for a highly available control plane (keepalived + haproxy)')
+    .option('--registry-port <port>', 'port of the seeded registry', '5000')
+    .option('--concurrency <n>', 'hosts worked on at once', '10')
+    .option('--dry-run', 'print per host the uploads and exact commands, change nothing')
+    .option('--json', 'print a JSON summary')
+    .action(() => {
+      throw new NotImplementedError('install');
+    });
+
+  program
+    .command('reset')
+    .summary('undo an install: kubeadm reset and remove what install added')
+    .requiredOption('--hosts <file>', 'hosts file used for the install')
+    .option('--yes', 'do not ask for confirmation')
+    .option('--purge', 'also remove the packages install added')
+    .option('--dry-run', 'print what would be done, change nothing')
+    .action(() => {
+      throw new NotImplementedError('reset');
+    });
+
+  return program;
+}

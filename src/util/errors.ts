@@ -1,0 +1,45 @@
+/**
+ * The two kinds of failure the CLI knows.
+ *
+ * A UserError is something the operator can fix (a bad flag, a missing file, an upstream that said 404):
+ * it prints one line with the cause and, when we know one, a hint, and exits 2.
+ * Anything else is a bug or an unexpected fault: it exits 1 and shows its stack only under --debug.
+ */
+export class UserError extends Error {
+  readonly exitCode: number = 2;
+  constructor(
+    message: string,
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'UserError';
+  }
+}
+
+/** A command that a later release fills in. It must fail loudly, never pretend to work. */
+export class NotImplementedError extends UserError {
+  constructor(command: string) {
+    super(`'${command}' is not implemented yet`, 'see the README for what this release can do');
+    this.name = 'NotImplementedError';
+  }
+}
+
+export function isUserError(err: unknown): err is UserError {
+  return err instanceof UserError;
+}
+
+/** Exit code and text for any thrown value; pure, so the entry point stays a thin shell. */
+export function describeFailure(err: unknown, debug: boolean): { exitCode: number; text: string } {
+  if (isUserError(err)) {
+    const lines = [`error: ${err.message}`];
+    if (err.hint) lines.push(`hint: ${err.hint}`);
+    if (debug && err.stack) lines.push(err.stack);
+    return { exitCode: err.exitCode, text: lines.join('\n') };
+  }
+  const e = err instanceof Error ? err : new Error(String(err));
+  const text = debug
+    ? `internal error: ${e.stack ?? e.message}`
+    : `internal error: ${e.message}\n(run again with --debug for the stack trace; please report it)`;
+  return { exitCode: 1, text };
+}
