@@ -1,0 +1,28 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseMirrors, registryEndpoint, resolveUrl } from '../../src/core/mirror.js';
+import { UserError } from '../../src/util/errors.js';
+
+test('URL mirrors replace the longest prefix at a path boundary', () => {
+  const m = parseMirrors(['https://pkgs.k8s.io=http://127.0.0.1:8081', 'https://pkgs.k8s.io/core:/stable:/v1.31=http://10.0.0.5/old/']);
+  assert.equal(resolveUrl(m, 'https://pkgs.k8s.io/core:/stable:/v1.32/deb/InRelease'), 'http://127.0.0.1:8081/core:/stable:/v1.32/deb/InRelease');
+  assert.equal(resolveUrl(m, 'https://pkgs.k8s.io/core:/stable:/v1.31/deb/InRelease'), 'http://10.0.0.5/old/deb/InRelease');
+  // no match inside a path segment
+  assert.equal(resolveUrl(m, 'https://pkgs.k8s.io.evil/x'), 'https://pkgs.k8s.io.evil/x');
+  assert.equal(resolveUrl(m, 'https://github.com/x'), 'https://github.com/x');
+});
+
+test('registry mirrors map a host to an endpoint; unmirrored hosts go upstream', () => {
+  const m = parseMirrors(['registry.k8s.io=http://127.0.0.1:5001', 'ghcr.io=https://mirror.local:8443/']);
+  assert.equal(registryEndpoint(m, 'registry.k8s.io'), 'http://127.0.0.1:5001');
+  assert.equal(registryEndpoint(m, 'ghcr.io'), 'https://mirror.local:8443');
+  assert.equal(registryEndpoint(m, 'docker.io'), 'https://registry-1.docker.io');
+  assert.equal(registryEndpoint(m, 'quay.io'), 'https://quay.io');
+});
+
+test('bad --mirror values are user errors that quote the flag', () => {
+  for (const bad of ['registry.k8s.io', '=http://x', 'registry.k8s.io=', 'ftp://a=http://b', 'registry.k8s.io=ftp://b', 'a b=http://x', 'registry.k8s.io=http://x/path', 'https://a=notaurl']) {
+    assert.throws(() => parseMirrors([bad]), (err: unknown) => err instanceof UserError && err.message.includes('--mirror'), bad);
+  }
+  assert.throws(() => parseMirrors(['docker.io=http://a', 'docker.io=http://b']), /mirrored twice/);
+});
