@@ -1,0 +1,114 @@
+/**
+ * Progress on long work: an ora spinner with bytes, rate and ETA on a terminal; plain lines otherwise (CI logs,
+ * pipes); nothing at all under --json, whose output must stay machine-readable.
+ */
+import ora, { type Ora } from 'ora';
+
+export interface Progress {
+  /** start a named step (the previous one is finished) */
+  step(text: string): void;
+  /** bytes of the current step so far, out of `total` when known */
+  bytes(done: number, total?: number): void;
+  /** a line worth keeping in the log */
+  info(text: string): void;
+  /** finish the current step successfully */
+  succeed(text?: string): void;
+  /** finish the current step as failed */
+  fail(text?: string): void;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${Math.round(seconds)}s`;
+  const m = Math.floor(seconds / 60);
+  return `${m}m${String(Math.round(seconds - m * 60)).padStart(2, '0')}s`;
+}
+
+/** "12.0 MiB / 48.0 MiB, 6.0 MiB/s, ETA 6s" — pure, for both renderers and the tests. */
+export function describeTransfer(done: number, total: number | undefined, elapsedSeconds: number): string {
+  const rate = elapsedSeconds > 0 ? done / elapsedSeconds : 0;
+  let text = total ? `${formatBytes(done)} / ${formatBytes(total)}` : formatBytes(done);
+  if (rate > 0) text += `, ${formatBytes(rate)}/s`;
+  if (total && rate > 0 && done < total) text += `, ETA ${formatDuration((total - done) / rate)}`;
+  return text;
+}
+
+export const silentProgress: Progress = { step() {}, bytes() {}, info() {}, succeed() {}, fail() {} };
+
+export function createProgress(opts: { json?: boolean; stream?: NodeJS.WriteStream } = {}): Progress {
+  const stream = opts.stream ?? process.stderr;
+  if (opts.json) return silentProgress;
+  return stream.isTTY ? new SpinnerProgress(stream) : new LineProgress(stream);
+}
+
+class SpinnerProgress implements Progress {
+  private spinner: Ora;
+  private text = '';
+  private started = Date.now();
+  constructor(stream: NodeJS.WriteStream) {
+    this.spinner = ora({ stream, discardStdin: false });
+  }
+  step(text: string) {
+    if (this.spinner.isSpinning) this.spinner.succeed();
+    this.text = text;
+    this.started = Date.now();
+    this.spinner.start(text);
+  }
+  bytes(done: number, total?: number) {
+    this.spinner.text = `${this.text} — ${describeTransfer(done, total, (Date.now() - this.started) / 1000)}`;
+  }
+  info(text: string) {
+    this.spinner.info(text);
+    if (this.text) this.spinner.start(this.text);
+  }
+  succeed(text?: string) {
+    this.spinner.succeed(text ?? this.text);
+  }
+  fail(text?: string) {
+    this.spinner.fail(text ?? this.text);
+  }
+}
+
+/** One line per step, and a line per 10% of a transfer at most, so a CI log stays readable. */
+class LineProgress implements Progress {
+  private text = '';
+  private started = Date.now();
+  private lastDecile = -1;
+  constructor(private stream: NodeJS.WriteStream) {}
+  private line(s: string) {
+    this.stream.write(s + '\n');
+  }
+  step(text: string) {
+    this.text = text;
+    this.started = Date.now();
+    this.lastDecile = -1;
+    this.line(`• ${text}`);
+  }
+  bytes(done: number, total?: number) {
+    if (!total) return;
+    const decile = Math.floor((done / total) * 10);
+    if (decile === this.lastDecile || decile === 0) return;
+    this.lastDecile = decile;
+    this.line(`  ${describeTransfer(done, total, (Date.now() - this.started) / 1000)}`);
+  }
+  info(text: string) {
+    this.line(`  ${text}`);
+  }
+  succeed(text?: string) {
+    this.line(`✓ ${text ?? this.text} (${formatDuration((Date.now() - this.started) / 1000)})`);
+  }
+  fail(text?: string) {
+    this.line(`✗ ${text ?? this.text}`);
+  }
+}
