@@ -115,7 +115,8 @@ export async function verifyCleartext(armored: string, keys: openpgp.PublicKey[]
 }
 
 async function checkSignatures(result: openpgp.VerifyMessageResult<unknown>, keys: openpgp.PublicKey[], what: string): Promise<Verified> {
-  const known = new Map(keys.map((k) => [k.getKeyID().toHex(), k]));
+  // A signature names the key id of whichever key made it: archives such as Debian's sign with subkeys.
+  const known = new Map(keys.flatMap((k) => k.getKeyIDs().map((id) => [id.toHex(), k] as const)));
   const reasons: string[] = [];
   for (const sig of result.signatures) {
     const key = known.get(sig.keyID.toHex());

@@ -1,0 +1,165 @@
+/**
+ * apt Release files (and the signed body of InRelease): what a repository says about itself, and the size and
+ * SHA-256 of each index file, which is how a Packages file is trusted once the Release signature checked out.
+ *
+ * Two layouts exist: a normal archive (`dists/<suite>/Release` listing `main/binary-amd64/Packages.gz`) and a flat
+ * repository such as pkgs.k8s.io (`<dir>/Release` listing `Packages.gz` next to it). Either way the paths in the
+ * Release file are relative to the directory holding it.
+ */
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
+import { UserError } from '../../util/errors.js';
+import { parseSingleParagraph } from './deb822.js';
+
+export interface ReleaseFileEntry {
+  /** Relative to the directory holding the Release file. */
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface Release {
+  /** Where the Release text came from (its URL), named in errors. */
+  source: string;
+  origin?: string;
+  label?: string;
+  suite?: string;
+  codename?: string;
+  date?: Date;
+  validUntil?: Date;
+  architectures: string[];
+  components: string[];
+  files: ReadonlyMap<string, ReleaseFileEntry>;
+}
+
+export type IndexCompression = 'gzip' | 'xz' | 'none';
+
+export interface IndexFileChoice {
+  path: string;
+  url: string;
+  compression: IndexCompression;
+  expected: ReleaseFileEntry;
+}
+
+/** Parse a Release file, or the body of an InRelease file once verifyCleartext has checked and unwrapped it. */
+export function parseRelease(text: string, source: string): Release {
+  if (text.trimStart().startsWith('-----BEGIN PGP')) {
+    throw new UserError(`${source}: Release text is still OpenPGP-armored; verify it and pass the signed text`);
+  }
+  const fields = parseSingleParagraph(text, { source }).fields;
+  const release: Release = {
+    source,
+    architectures: words(fields.get('architectures')),
+    components: words(fields.get('components')),
+    files: parseSha256List(fields.get('sha256'), source),
+  };
+  for (const key of ['origin', 'label', 'suite', 'codename'] as const) {
+    const value = fields.get(key);
+    if (value !== undefined) release[key] = value;
+  }
+  const date = fields.get('date');
+  if (date !== undefined) release.date = parseReleaseDate(date, 'Date', source);
+  const validUntil = fields.get('valid-until');
+  if (validUntil !== undefined) release.validUntil = parseReleaseDate(validUntil, 'Valid-Until', source);
+  return release;
+}
+
+/** apt refuses a Release past its Valid-Until (it could be a replayed, outdated one); so do we. */
+export function assertReleaseCurrent(release: Release, now: Date): void {
+  if (release.validUntil && now.getTime() > release.validUntil.getTime()) {
+    throw new UserError(
+      `${release.source} expired on ${release.validUntil.toISOString()} (Valid-Until); it may be a stale mirror`,
+      'check the mirror, or the clock of this machine',
+    );
+  }
+}
+
+/** Path of the Packages index in the Release file: `main/binary-amd64/Packages`, or `Packages` for a flat repo. */
+export function packagesIndexPath(component: string | undefined, architecture: string): string {
+  return component === undefined ? 'Packages' : `${component}/binary-${architecture}/Packages`;
+}
+
+/**
+ * Which file to download for the index `indexPath` (without compression suffix): the .gz when the Release lists
+ * one, else the .xz (Debian's security archive publishes only that; the system `xz` decodes it: xz-utils is a
+ * required package on Debian and Ubuntu), else the uncompressed file. `releaseDirUrl` is the URL of the directory
+ * holding the Release file.
+ */
+export function pickIndexFile(release: Release, indexPath: string, releaseDirUrl: string): IndexFileChoice {
+  const dir = releaseDirUrl.endsWith('/') ? releaseDirUrl : `${releaseDirUrl}/`;
+  const gz = release.files.get(`${indexPath}.gz`);
+  if (gz) return { path: gz.path, url: dir + gz.path, compression: 'gzip', expected: gz };
+  const xz = release.files.get(`${indexPath}.xz`);
+  if (xz) return { path: xz.path, url: dir + xz.path, compression: 'xz', expected: xz };
+  const plain = release.files.get(indexPath);
+  if (plain) return { path: plain.path, url: dir + plain.path, compression: 'none', expected: plain };
+  const others = [...release.files.keys()].filter((p) => p.startsWith(`${indexPath}.`));
+  if (others.length > 0) {
+    throw new UserError(
+      `${dir}${indexPath}: the repository offers only ${others.map((p) => p.slice(indexPath.length)).join(', ')}, which this tool cannot decompress (it needs .gz or an uncompressed file)`,
+    );
+  }
+  const offered = [
+    release.architectures.length ? `architectures: ${release.architectures.join(' ')}` : '',
+    release.components.length ? `components: ${release.components.join(' ')}` : '',
+  ].filter((s) => s !== '');
+  throw new UserError(`${release.source} lists no ${indexPath}${offered.length ? ` (${offered.join('; ')})` : ''}`);
+}
+
+/** Check a downloaded file against its Release entry; the error names the URL and what differs. */
+export function verifyIndexFile(choice: IndexFileChoice, data: Uint8Array): void {
+  const { expected, url } = choice;
+  if (data.byteLength !== expected.size) {
+    throw new UserError(`${url}: got ${data.byteLength} bytes, the Release file says ${expected.size}`, 'the mirror may be mid-update; try again later');
+  }
+  const actual = createHash('sha256').update(data).digest('hex');
+  if (actual !== expected.sha256) {
+    throw new UserError(`${url}: SHA-256 is ${actual}, the Release file says ${expected.sha256}`, 'the mirror may be mid-update; try again later');
+  }
+}
+
+/** The text of a verified index file. */
+export function decodeIndexFile(choice: IndexFileChoice, data: Uint8Array): string {
+  if (choice.compression === 'none') return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+  try {
+    if (choice.compression === 'xz') return execFileSync('xz', ['-dc'], { input: data, maxBuffer: 1 << 30 }).toString('utf8');
+    return gunzipSync(data).toString('utf8');
+  } catch (err) {
+    throw new UserError(`${choice.url}: cannot decompress (${(err as Error).message})`);
+  }
+}
+
+function parseSha256List(value: string | undefined, source: string): Map<string, ReleaseFileEntry> {
+  if (value === undefined) throw new UserError(`${source}: no SHA256 file list (apt no longer trusts MD5/SHA1-only Release files)`);
+  const files = new Map<string, ReleaseFileEntry>();
+  for (const line of value.split('\n')) {
+    if (line.trim() === '') continue;
+    const parts = line.trim().split(/\s+/);
+    const [sha256, sizeText, path] = parts;
+    if (parts.length !== 3 || !sha256 || !/^[0-9a-f]{64}$/i.test(sha256) || !sizeText || !/^[0-9]+$/.test(sizeText) || !path) {
+      throw new UserError(`${source}: bad SHA256 line '${line.trim()}'`);
+    }
+    files.set(path, { path, size: Number(sizeText), sha256: sha256.toLowerCase() });
+  }
+  return files;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+// RFC 2822 as apt writes it: `Sat, 10 May 2025 09:35:58 UTC`; some tools write `+0000` instead of UTC.
+const RELEASE_DATE = /^(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})\s+(UTC|GMT|Z|[+-]\d{4})$/;
+
+/** Parsed without Date.parse, whose handling of non-ISO text is up to the engine. */
+function parseReleaseDate(text: string, field: string, source: string): Date {
+  const m = RELEASE_DATE.exec(text.trim());
+  const month = m ? MONTHS.indexOf(m[2] ?? '') : -1;
+  if (!m || month < 0) throw new UserError(`${source}: cannot parse ${field} '${text}'`);
+  const [day, year, hour, minute, second] = [m[1], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number];
+  const zone = m[7] ?? 'UTC';
+  const offsetMinutes = /^[+-]/.test(zone) ? (zone.startsWith('-') ? -1 : 1) * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(3, 5))) : 0;
+  return new Date(Date.UTC(year, month, day, hour, minute, second) - offsetMinutes * 60_000);
+}
+
+function words(value: string | undefined): string[] {
+  return value === undefined ? [] : value.split(/\s+/).filter((w) => w !== '');
+}

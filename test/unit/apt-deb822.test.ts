@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseDeb822, parseSingleParagraph, requireField } from '../../src/core/apt/deb822.js';
+import { UserError } from '../../src/util/errors.js';
+
+const PACKAGES = `Package: conntrack
+Version: 1:1.4.7-1+b2
+Architecture: amd64
+Depends: libc6 (>= 2.34),
+ libmnl0 (>= 1.0.3-4~),
+\tlibnetfilter-conntrack3 (>= 1.0.9)
+Description: Program to modify the conntrack tables
+ conntrack is a userspace command line program.
+ .
+ Second paragraph.
+
+# a comment between paragraphs
+
+
+Package: runc
+version: 1.1.5+ds1-1+deb12u1
+# a comment inside a paragraph
+Architecture: amd64
+`;
+
+describe('parseDeb822', () => {
+  it('splits paragraphs on blank lines and keeps line numbers', () => {
+    const paragraphs = parseDeb822(PACKAGES);
+    assert.equal(paragraphs.length, 2);
+    assert.equal(paragraphs[0]?.line, 1);
+    assert.equal(paragraphs[1]?.line, 15);
+  });
+
+  it('joins continuation lines (space or tab) with newlines, each trimmed', () => {
+    const [conntrack] = parseDeb822(PACKAGES);
+    assert.equal(conntrack?.fields.get('depends'), 'libc6 (>= 2.34),\nlibmnl0 (>= 1.0.3-4~),\nlibnetfilter-conntrack3 (>= 1.0.9)');
+    assert.equal(conntrack?.fields.get('description'), 'Program to modify the conntrack tables\nconntrack is a userspace command line program.\n.\nSecond paragraph.');
+  });
+
+  it('looks fields up case-insensitively through lower-cased keys', () => {
+    const runc = parseDeb822(PACKAGES)[1];
+    assert.equal(runc?.fields.get('version'), '1.1.5+ds1-1+deb12u1');
+    assert.ok(runc && requireField(runc, 'Version') === '1.1.5+ds1-1+deb12u1');
+  });
+
+  it('keeps each paragraph\'s original text, comments included, without the trailing newline', () => {
+    const [conntrack, runc] = parseDeb822(PACKAGES);
+    assert.ok(conntrack?.text.startsWith('Package: conntrack\nVersion: 1:1.4.7-1+b2\n'));
+    assert.ok(conntrack?.text.endsWith(' Second paragraph.'));
+    assert.equal(runc?.text, 'Package: runc\nversion: 1.1.5+ds1-1+deb12u1\n# a comment inside a paragraph\nArchitecture: amd64');
+    assert.equal(runc?.fields.size, 3, 'the comment is not a field');
+  });
+
+  it('keeps only the fields asked for, skipping their continuation lines too', () => {
+    const [conntrack] = parseDeb822(PACKAGES, { onlyFields: new Set(['package', 'version']) });
+    assert.deepEqual([...(conntrack?.fields.keys() ?? [])], ['package', 'version']);
+    assert.ok(conntrack?.text.includes('Second paragraph.'), 'skipped fields stay in the text');
+  });
+
+  it('handles CRLF line ends and whitespace-only separator lines', () => {
+    const paragraphs = parseDeb822('A: 1\r\nB: 2\r\n  \t\r\nA: 3\r\n');
+    assert.deepEqual(paragraphs.map((p) => [...p.fields.values()]), [['1', '2'], ['3']]);
+  });
+
+  it('gives no paragraphs for empty input', () => {
+    assert.deepEqual(parseDeb822(''), []);
+    assert.deepEqual(parseDeb822('\n\n# only a comment\n'), []);
+  });
+
+  it('names the source and line of malformed input', () => {
+    assert.throws(() => parseDeb822('Package: a\nno colon here\n', { source: 'Packages' }), (err: unknown) => {
+      assert.ok(err instanceof UserError);
+      assert.equal(err.message, "Packages:2: expected 'Field: value', got 'no colon here'");
+      return true;
+    });
+    assert.throws(() => parseDeb822(' continued\n', { source: 'x' }), /x:1: continuation line without a field/);
+    assert.throws(() => parseDeb822('A: 1\na: 2\n', { source: 'x' }), /x:2: duplicate field a/);
+  });
+
+  it('requireField names the field and paragraph when it is missing', () => {
+    const [p] = parseDeb822('\nPackage: a\n');
+    assert.ok(p);
+    assert.throws(() => requireField(p, 'Version', 'Packages'), /Packages:2: paragraph has no Version field/);
+  });
+});
+
+describe('parseSingleParagraph', () => {
+  it('returns the one paragraph and refuses more or none', () => {
+    assert.equal(parseSingleParagraph('Suite: stable\n').fields.get('suite'), 'stable');
+    assert.throws(() => parseSingleParagraph('A: 1\n\nB: 2\n', { source: 'Release' }), /Release: expected one paragraph, found 2 \(second at line 3\)/);
+    assert.throws(() => parseSingleParagraph('\n', { source: 'Release' }), /Release: no fields found/);
+  });
+});
