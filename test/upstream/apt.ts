@@ -1,0 +1,137 @@
+/**
+ * Simulated pkgs.k8s.io: one signed flat apt repository per Kubernetes minor (`/core:/stable:/v1.32/deb/`,
+ * `/core:/stable:/v1.31/deb/`) holding the stub debs for amd64 and arm64, plus `Release.key` as upstream serves it.
+ * Like the real service, directory URLs are 403 and every .deb is a 302 to a second "CDN" server
+ * (prod-cdn.packages.k8s.io, under `/repositories/isv:/kubernetes:`) that serves the bytes with Range support.
+ *
+ * The signing key is a test key, generated once and kept in `workDir`; the repository files are written fresh
+ * into a private directory under `workDir` on each start, so concurrent instances never see each other's writes.
+ */
+import { existsSync } from 'node:fs';
+import { copyFile, link, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { PrivateKey } from 'openpgp';
+import { writeFlatRepoFromDebs } from '../../src/core/apt/flatrepo.js';
+import { generateKeyPair, readSecretKey } from '../../src/core/pgp.js';
+import { buildStubDebs, k8sRepoDir, type K8sMinor } from './debs.js';
+import { type RequestRecord, type StaticServer, startStaticServer } from './http.js';
+
+export interface K8sApt {
+  /** base URL, e.g. `http://127.0.0.1:41234`; a repo is at `${url}/core:/stable:/v1.32/deb/` */
+  url: string;
+  /** base URL of the CDN the .deb requests are redirected to */
+  cdnUrl: string;
+  /** armored public key file, the same bytes each repo serves as Release.key */
+  keyFile: string;
+  /** armored public key */
+  publicKey: string;
+  /** requests the pkgs.k8s.io server and the CDN answered, in order */
+  requests: RequestRecord[];
+  cdnRequests: RequestRecord[];
+  stop(): Promise<void>;
+}
+
+export const K8S_MINORS: readonly K8sMinor[] = ['v1.32', 'v1.31'];
+
+/** URL path of the repo for one minor, as on pkgs.k8s.io. */
+export const k8sRepoPath = (minor: K8sMinor): string => `/core:/stable:/${minor}/deb/`;
+
+/** Where pkgs.k8s.io sends .deb requests: its CDN keeps the OBS project path. */
+const CDN_MOUNT = '/repositories/isv:/kubernetes:';
+
+/** The key's creation date and the repos' Release date (v1.32.3 was released 2025-03-11): fixed, so reruns agree. */
+const KEY_DATE = new Date('2025-01-01T00:00:00Z');
+const RELEASE_DATE = new Date('2025-03-12T00:00:00Z');
+
+export async function startK8sApt({ host, workDir }: { host: string; workDir: string }): Promise<K8sApt> {
+  await mkdir(workDir, { recursive: true });
+  const key = await signingKey(workDir);
+  const root = await mkdtemp(path.join(workDir, 'pkgs.k8s.io-'));
+  const servers: StaticServer[] = [];
+  try {
+    await writeRepos(root, key.secretKey, key.publicKey);
+    const cdn = await startStaticServer({ root, host, mount: CDN_MOUNT });
+    servers.push(cdn);
+    const pkgs = await startStaticServer({
+      root,
+      host,
+      redirect: (urlPath) => (urlPath.endsWith('.deb') ? `${cdn.url}${encodeURI(CDN_MOUNT + urlPath)}` : undefined),
+    });
+    servers.push(pkgs);
+    return {
+      url: pkgs.url,
+      cdnUrl: cdn.url,
+      keyFile: key.publicKeyFile,
+      publicKey: key.publicKey,
+      requests: pkgs.requests,
+      cdnRequests: cdn.requests,
+      stop: async () => {
+        await Promise.all(servers.map((server) => server.stop()));
+        await rm(root, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await Promise.allSettled(servers.map((server) => server.stop()));
+    await rm(root, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function writeRepos(root: string, signingKey: PrivateKey, publicKey: string): Promise<void> {
+  const debs = await buildStubDebs();
+  for (const minor of K8S_MINORS) {
+    const repo = path.join(root, k8sRepoPath(minor));
+    for (const deb of debs.debs.filter((d) => d.spec.outPath.startsWith(`${k8sRepoDir(minor)}/`))) {
+      const target = path.join(repo, path.relative(path.join(debs.dir, k8sRepoDir(minor)), deb.path));
+      await mkdir(path.dirname(target), { recursive: true });
+      await copyFile(deb.path, target);
+    }
+    await writeFlatRepoFromDebs(repo, {
+      origin: `obs://build.opensuse.org/isv:kubernetes:core:stable:${minor}/deb`,
+      label: `isv:kubernetes:core:stable:${minor}`,
+      suite: '/',
+      date: RELEASE_DATE,
+      signingKey,
+    });
+    await writeFile(path.join(repo, 'Release.key'), publicKey);
+  }
+}
+
+interface SigningKey {
+  secretKey: PrivateKey;
+  publicKey: string;
+  publicKeyFile: string;
+}
+
+/**
+ * The test key, made on first use. The secret key file is created with link(2), which fails when it exists, so
+ * racing first starts agree on one key; the public key file is derived from it and the same for everyone.
+ */
+async function signingKey(workDir: string): Promise<SigningKey> {
+  const secretFile = path.join(workDir, 'pkgs.k8s.io-signing-key.asc');
+  const publicKeyFile = path.join(workDir, 'pkgs.k8s.io-Release.key');
+  if (!existsSync(secretFile)) await createSecretKey(secretFile);
+  const secretKey = await readSecretKey(await readFile(secretFile, 'utf8'), secretFile);
+  const publicKey = secretKey.toPublic().armor();
+  await writeAtomically(publicKeyFile, publicKey);
+  return { secretKey, publicKey, publicKeyFile };
+}
+
+async function createSecretKey(secretFile: string): Promise<void> {
+  const pair = await generateKeyPair('isv:kubernetes OBS Project (kube-bundle test key)', undefined, KEY_DATE);
+  const temp = `${secretFile}.${process.pid}.tmp`;
+  await writeFile(temp, pair.secretKey, { mode: 0o600 });
+  try {
+    await link(temp, secretFile);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, text);
+  await rename(temp, file);
+}
