@@ -1,0 +1,514 @@
+/**
+ * Downloads into the content-addressed cache (see cache.ts), plus the HTTP plumbing the registry client shares.
+ *
+ * Guarantees:
+ * - bodies are streamed to disk with backpressure; nothing ever holds a whole blob in memory;
+ * - a download with a known sha256 resumes from its partial file with an HTTP Range request, restarts cleanly
+ *   when the server ignores the range, and only a verified file (sha256 + size) is renamed into the cache;
+ * - redirects are followed by hand, and credentials are dropped as soon as a redirect leaves the origin
+ *   (scheme + host + port) they were meant for;
+ * - network errors, timeouts and 5xx/429 answers are retried with backoff; every failure that reaches the
+ *   operator is a UserError naming the artifact and the URL.
+ *
+ * HTTP goes through got (stream mode, with its redirect following, retries and decompression turned off: we
+ * need to see each 3xx to strip credentials, and to count, hash and resume the exact bytes ourselves).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rm, stat } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import got, { RequestError, TimeoutError } from 'got';
+import { UserError } from '../util/errors.js';
+import { type BlobCache, isNotFound } from './cache.js';
+
+export interface Timeouts {
+  /** DNS lookup and TCP/TLS connect, each. */
+  connectMs: number;
+  /** Longest silence on an open connection, before or during the body. */
+  idleMs: number;
+}
+
+export interface RetryPolicy {
+  /** Total tries, the first one included. */
+  attempts: number;
+  /** Wait before the 2nd try; doubles for each further one. */
+  baseDelayMs: number;
+}
+
+export type HeaderMap = Record<string, string>;
+/** Headers may be computed per attempt, e.g. to refresh a registry token that expired while queued. */
+export type HeaderSource = HeaderMap | (() => Promise<HeaderMap>);
+
+export interface HttpResponse {
+  /** The URL that answered (after redirects). */
+  url: string;
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** Must be consumed or destroyed by the caller. */
+  body: Readable;
+}
+
+export interface Expected {
+  /** Bare hex or "sha256:<hex>". Without it the bytes cannot be verified, so they are never resumed. */
+  sha256?: string;
+  size?: number;
+}
+
+export interface FetchRequest {
+  url: string;
+  headers?: HeaderSource;
+  expected: Expected;
+  /** What is being fetched, for errors and progress, e.g. "registry.k8s.io/pause:3.10 layer sha256:ab12…". */
+  label?: string;
+  /** Answers a 401 (given its WWW-Authenticate) with headers to retry once with, e.g. a registry token. */
+  authorize?: (wwwAuthenticate: string | undefined) => Promise<HeaderMap>;
+}
+
+export interface FetchResult {
+  /** The cache file, named by its sha256. */
+  path: string;
+  sha256: string;
+  size: number;
+  /** Bytes that came over the network for this item in this call (0 on a cache hit). */
+  bytesFetched: number;
+  fromCache: boolean;
+}
+
+export interface FetchStats {
+  bytesFetched: number;
+  bytesFromCache: number;
+  itemsFetched: number;
+  itemsFromCache: number;
+}
+
+export interface ProgressEvent {
+  label: string;
+  /** Bytes of this item on disk so far (a resumed item starts at its partial size). */
+  itemDone: number;
+  itemTotal: number | undefined;
+  /** Aggregate over every item requested so far; cache hits count as done. */
+  done: number;
+  total: number;
+  /** Aggregate bytes received over the network, the figure to compute a rate from. */
+  fetched: number;
+}
+
+export interface FetcherOptions {
+  cache: BlobCache;
+  concurrency?: number;
+  timeouts?: Partial<Timeouts>;
+  retry?: Partial<RetryPolicy>;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 15_000, idleMs: 30_000 };
+const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 500 };
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
+/** Headers that carry a credential and so must never follow a redirect to another origin. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+
+/** A failure worth another try: the network, a timeout, a 5xx/429, a bad resume. */
+export class TransientError extends Error {
+  override readonly name = 'TransientError';
+}
+
+/** GET/HEAD a URL, following redirects by hand; see the module comment for the credential rule. */
+export async function openUrl(
+  url: string,
+  options: { method?: 'GET' | 'HEAD'; headers?: HeaderMap; timeouts: Timeouts },
+): Promise<HttpResponse> {
+  let current = new URL(url);
+  let headers = { ...options.headers };
+  for (let hop = 0; ; hop++) {
+    const res = await openOnce(current, options.method ?? 'GET', headers, options.timeouts);
+    if (!REDIRECT_STATUSES.has(res.status)) return res;
+    res.body.destroy();
+    const location = res.headers.location;
+    if (!location) throw new UserError(`${redact(current)} answered HTTP ${res.status} without a Location header (asked for ${url})`);
+    if (hop >= MAX_REDIRECTS) throw new UserError(`more than ${MAX_REDIRECTS} redirects fetching ${url}`);
+    const next = new URL(location, current);
+    if (next.origin !== current.origin) headers = withoutCredentials(headers);
+    current = next;
+  }
+}
+
+function openOnce(url: URL, method: 'GET' | 'HEAD', headers: HeaderMap, timeouts: Timeouts): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const stream = got.stream(url, {
+      method,
+      headers,
+      followRedirect: false,
+      throwHttpErrors: false,
+      decompress: false,
+      retry: { limit: 0 },
+      timeout: { lookup: timeouts.connectMs, connect: timeouts.connectMs, socket: timeouts.idleMs },
+    });
+    // Kept for the stream's life (a no-op once settled) so a late error never goes unhandled.
+    stream.on('error', (err) => reject(asNetworkFailure(err, url, timeouts)));
+    stream.once('response', (res: { statusCode: number; headers: IncomingHttpHeaders }) =>
+      resolve({ url: url.href, status: res.statusCode, headers: res.headers, body: stream }),
+    );
+  });
+}
+
+function withoutCredentials(headers: HeaderMap): HeaderMap {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
+}
+
+/** A URL fit for an error message: no user info, no query (a redirect target's query is often a signature). */
+export function redact(url: URL | string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
+}
+
+/** Turn got's errors into a TransientError whose message says what happened and where. */
+function asNetworkFailure(err: unknown, url: URL, timeouts: Timeouts): Error {
+  if (err instanceof TimeoutError) {
+    const what = err.event === 'socket' ? `no data for ${timeouts.idleMs} ms` : `${err.event} took over ${timeouts.connectMs} ms`;
+    return new TransientError(`timed out (${what}) talking to ${redact(url)}`);
+  }
+  if (err instanceof RequestError) return new TransientError(`${err.code ?? 'network error'}: ${err.message} (${redact(url)})`);
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** Read a small body (manifest, token, error document) into memory, refusing more than `limit` bytes. */
+export async function readSmallBody(res: HttpResponse, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      res.body.destroy();
+      throw new UserError(`${redact(res.url)} sent more than ${limit} bytes where a small document was expected`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Throw away a body we do not need, so the connection can be reused. */
+export function discard(res: HttpResponse): void {
+  res.body.resume();
+}
+
+/** 5xx and 429 are worth retrying; other failures are answers. */
+export function isTransientStatus(status: number): boolean {
+  return status >= 500 || status === 429;
+}
+
+/** Bare lowercase hex of a "sha256:<hex>" or bare digest. */
+export function sha256Hex(digest: string): string {
+  const hex = digest.startsWith('sha256:') ? digest.slice('sha256:'.length) : digest;
+  if (!/^[a-f0-9]{64}$/.test(hex)) throw new UserError(`not a sha256 digest: '${digest}'`);
+  return hex;
+}
+
+/** Runs at most `limit` tasks at once, in arrival order. */
+class Limiter {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+export class Fetcher {
+  readonly cache: BlobCache;
+  readonly timeouts: Timeouts;
+  readonly retry: RetryPolicy;
+  private readonly limiter: Limiter;
+  private readonly onProgress: ((event: ProgressEvent) => void) | undefined;
+  private readonly inFlight = new Map<string, Promise<FetchResult>>();
+  private readonly counters: FetchStats = { bytesFetched: 0, bytesFromCache: 0, itemsFetched: 0, itemsFromCache: 0 };
+  private aggregate = { done: 0, total: 0 };
+
+  constructor(options: FetcherOptions) {
+    this.cache = options.cache;
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.limiter = new Limiter(Math.max(1, options.concurrency ?? 8));
+    this.onProgress = options.onProgress;
+  }
+
+  get stats(): FetchStats {
+    return { ...this.counters };
+  }
+
+  /** openUrl with this fetcher's timeouts. */
+  open(url: string, options: { method?: 'GET' | 'HEAD'; headers?: HeaderMap } = {}): Promise<HttpResponse> {
+    return openUrl(url, { ...options, timeouts: this.timeouts });
+  }
+
+  /** readSmallBody, counted in the stats as fetched. */
+  async readSmall(res: HttpResponse, limit: number): Promise<Buffer> {
+    const body = await readSmallBody(res, limit);
+    this.counters.bytesFetched += body.length;
+    return body;
+  }
+
+  /** Record that small content (a manifest) was served from the cache instead of the network. */
+  noteSmallCacheHit(size: number): void {
+    this.counters.bytesFromCache += size;
+  }
+
+  /** Run `attempt`, retrying TransientErrors with backoff; the last failure becomes a UserError about `what`. */
+  async withRetries<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!(err instanceof TransientError)) throw err;
+        if (tries >= this.retry.attempts) {
+          const hint = 'check the network or the mirror; run again to resume';
+          throw new UserError(`${what} failed after ${tries} attempt(s): ${err.message}`, hint, { cause: err });
+        }
+        await delay(this.retry.baseDelayMs * 2 ** (tries - 1));
+      }
+    }
+  }
+
+  /**
+   * Make sure the content is in the cache and return where. With an expected sha256 a cached copy is returned
+   * at once (0 bytes fetched) and simultaneous requests for the same content share one download.
+   */
+  fetchToCache(request: FetchRequest): Promise<FetchResult> {
+    const hex = request.expected.sha256 === undefined ? undefined : sha256Hex(request.expected.sha256);
+    if (hex === undefined) return this.limiter.run(() => this.download(request, undefined));
+    const pending = this.inFlight.get(hex);
+    if (pending) return pending;
+    const result = this.fetchKnown(request, hex).finally(() => this.inFlight.delete(hex));
+    this.inFlight.set(hex, result);
+    return result;
+  }
+
+  private async fetchKnown(request: FetchRequest, hex: string): Promise<FetchResult> {
+    const hit = await this.cacheHit(hex, request.expected.size);
+    if (hit !== undefined) {
+      this.counters.bytesFromCache += hit;
+      this.counters.itemsFromCache++;
+      this.trackItem(labelOf(request), hit).start(hit, undefined);
+      return { path: this.cache.blobPath(hex), sha256: hex, size: hit, bytesFetched: 0, fromCache: true };
+    }
+    return this.limiter.run(() => this.download(request, hex));
+  }
+
+  /** Size of a usable cached copy; a copy of the wrong size is evicted (it can only be a damaged file). */
+  private async cacheHit(hex: string, expectedSize: number | undefined): Promise<number | undefined> {
+    const size = await this.cache.sizeOf(hex);
+    if (size === undefined || expectedSize === undefined || size === expectedSize) return size;
+    await this.cache.evict(hex);
+    return undefined;
+  }
+
+  private async download(request: FetchRequest, hex: string | undefined): Promise<FetchResult> {
+    const partial = await this.cache.partialPath(hex);
+    const item = this.trackItem(labelOf(request), request.expected.size);
+    try {
+      const result = await this.withRetries(`download of ${labelOf(request)} from ${request.url}`, () =>
+        this.attemptDownload(request, hex, partial, item),
+      );
+      this.counters.itemsFetched++;
+      return result;
+    } catch (err) {
+      // A verifiable partial is kept for the next run to resume; an unverifiable one is useless.
+      if (hex === undefined) await rm(partial, { force: true });
+      throw err;
+    }
+  }
+
+  private async attemptDownload(request: FetchRequest, hex: string | undefined, partial: string, item: ItemProgress): Promise<FetchResult> {
+    const { size } = request.expected;
+    const resume = hex === undefined ? undefined : await this.loadPartial(partial, size);
+    if (resume && size !== undefined && resume.offset === size) return this.finish(request, hex, partial, resume.hash, size, 0, true);
+
+    const headers = { ...(await resolveHeaders(request.headers)) };
+    if (resume) headers.range = `bytes=${resume.offset}-`;
+    const res = await this.openAuthorized(request, headers);
+    const offset = this.checkDownloadResponse(request, res, resume?.offset ?? 0);
+    const hash = offset > 0 && resume ? resume.hash : createHash('sha256');
+    item.start(offset, offset === 0 ? contentLength(res) : undefined);
+
+    const received = await this.writeBody(request, res, partial, offset, hash, item);
+    return this.finish(request, hex, partial, hash, offset + received, received, offset > 0);
+  }
+
+  /**
+   * Append the body to the partial, hashing as it goes; returns the bytes written. A plain loop rather than
+   * stream.pipeline: when the connection breaks, every byte received is already on disk (pipeline would drop
+   * buffered chunks), so the resume starts exactly where the network stopped.
+   */
+  private async writeBody(request: FetchRequest, res: HttpResponse, partial: string, offset: number, hash: Hash, item: ItemProgress): Promise<number> {
+    const { size } = request.expected;
+    const file = await open(partial, offset > 0 ? 'a' : 'w');
+    let received = 0;
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (size !== undefined && offset + received + chunk.length > size) {
+          throw new UserError(`${labelOf(request)}: ${redact(res.url)} sent more than the expected ${size} bytes`);
+        }
+        await file.write(chunk);
+        hash.update(chunk);
+        received += chunk.length;
+        this.counters.bytesFetched += chunk.length;
+        item.advance(chunk.length);
+      }
+    } catch (err) {
+      res.body.destroy();
+      throw err instanceof UserError ? err : asNetworkFailure(err, new URL(res.url), this.timeouts);
+    } finally {
+      await file.close();
+    }
+    return received;
+  }
+
+  private async openAuthorized(request: FetchRequest, headers: HeaderMap): Promise<HttpResponse> {
+    const res = await this.open(request.url, { headers });
+    if (res.status !== 401 || !request.authorize) return res;
+    discard(res);
+    return this.open(request.url, { headers: { ...headers, ...(await request.authorize(res.headers['www-authenticate'])) } });
+  }
+
+  /** An existing partial's size and the sha256 state over its bytes, or undefined to start afresh. */
+  private async loadPartial(partial: string, size: number | undefined): Promise<{ offset: number; hash: Hash } | undefined> {
+    let offset: number;
+    try {
+      offset = (await stat(partial)).size;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    if (offset === 0 || (size !== undefined && offset > size)) {
+      await rm(partial, { force: true });
+      return undefined;
+    }
+    // Hashed before the request goes out, so a slow disk cannot trip the idle timeout of an open response.
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(partial) as AsyncIterable<Buffer>) hash.update(chunk);
+    return { offset, hash };
+  }
+
+  /** Validate status and ranges; returns the offset the body starts at (0 when the server restarted us). */
+  private checkDownloadResponse(request: FetchRequest, res: HttpResponse, offset: number): number {
+    const label = labelOf(request);
+    if (res.status === 206 && offset > 0) {
+      const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers['content-range'] ?? '');
+      if (range?.[1] !== String(offset)) {
+        discard(res);
+        throw new TransientError(`${redact(res.url)} answered a resume from byte ${offset} with Content-Range '${res.headers['content-range'] ?? ''}'`);
+      }
+      return offset;
+    }
+    if (res.status === 200) {
+      const announced = contentLength(res);
+      const { size } = request.expected;
+      if (size !== undefined && announced !== undefined && announced !== size) {
+        discard(res);
+        throw new UserError(`${label}: ${request.url} sends ${announced} bytes, expected ${size}`);
+      }
+      return 0;
+    }
+    discard(res);
+    if (res.status === 416) throw new TransientError(`${redact(res.url)} refused to resume at byte ${offset} (HTTP 416)`);
+    if (isTransientStatus(res.status)) throw new TransientError(`HTTP ${res.status} from ${redact(res.url)}`);
+    const where = res.url === request.url ? '' : ` (at ${redact(res.url)})`;
+    throw new UserError(`cannot fetch ${label}: ${request.url} answered HTTP ${res.status}${where}`, hintForStatus(res.status));
+  }
+
+  private async finish(
+    request: FetchRequest,
+    hex: string | undefined,
+    partial: string,
+    hash: Hash,
+    size: number,
+    fetched: number,
+    resumed: boolean,
+  ): Promise<FetchResult> {
+    const label = labelOf(request);
+    if (request.expected.size !== undefined && size < request.expected.size) {
+      // Keep the partial: the next attempt resumes from it.
+      throw new TransientError(`${request.url} ended after ${size} of ${request.expected.size} bytes`);
+    }
+    const actual = hash.digest('hex');
+    if (hex !== undefined && actual !== hex) {
+      await rm(partial, { force: true });
+      if (resumed) throw new TransientError(`sha256 mismatch after resuming ${label}; starting over`);
+      throw new UserError(
+        `${label}: content from ${request.url} has sha256 ${actual}, expected ${hex}`,
+        'the upstream or mirror served different bytes; the download was discarded',
+      );
+    }
+    const path = await this.cache.commit(partial, actual);
+    return { path, sha256: actual, size, bytesFetched: fetched, fromCache: false };
+  }
+
+  /** Progress of one item, folded into the aggregate; every update emits one event. */
+  private trackItem(label: string, expectedSize: number | undefined): ItemProgress {
+    return new ItemProgress(expectedSize, (doneDelta, totalDelta, itemDone, itemTotal) => {
+      this.aggregate.done += doneDelta;
+      this.aggregate.total += totalDelta;
+      this.onProgress?.({ label, itemDone, itemTotal, ...this.aggregate, fetched: this.counters.bytesFetched });
+    });
+  }
+}
+
+type ItemUpdate = (doneDelta: number, totalDelta: number, itemDone: number, itemTotal: number | undefined) => void;
+
+/** The per-item share of the aggregate progress, kept right across restarts and resumes. */
+class ItemProgress {
+  private done = 0;
+  private total = 0;
+  constructor(
+    private readonly expectedSize: number | undefined,
+    private readonly update: ItemUpdate,
+  ) {}
+
+  /** (Re)start at `offset` bytes; `announced` is the Content-Length of the rest, when known. */
+  start(offset: number, announced: number | undefined): void {
+    const total = this.expectedSize ?? (announced === undefined ? this.total : offset + announced);
+    const [doneDelta, totalDelta] = [offset - this.done, total - this.total];
+    this.done = offset;
+    this.total = total;
+    this.update(doneDelta, totalDelta, this.done, this.itemTotal());
+  }
+
+  advance(bytes: number): void {
+    this.done += bytes;
+    this.update(bytes, 0, this.done, this.itemTotal());
+  }
+
+  private itemTotal(): number | undefined {
+    return this.expectedSize ?? (this.total > 0 ? this.total : undefined);
+  }
+}
+
+async function resolveHeaders(source: HeaderSource | undefined): Promise<HeaderMap> {
+  if (source === undefined) return {};
+  return typeof source === 'function' ? source() : source;
+}
+
+function contentLength(res: HttpResponse): number | undefined {
+  const value = res.headers['content-length'];
+  return value === undefined ? undefined : Number(value);
+}
+
+function labelOf(request: FetchRequest): string {
+  return request.label ?? request.url;
+}
+
+export function hintForStatus(status: number): string | undefined {
+  if (status === 401 || status === 403) return 'the server wants credentials or refuses this client; kube-bundle fetches anonymously';
+  if (status === 404) return 'the artifact does not exist there: check the version, the name and any --mirror';
+  return undefined;
+}
