@@ -4,6 +4,9 @@
  */
 import { Command, Option } from 'commander';
 import { NotImplementedError } from '../util/errors.js';
+import { formatInspect, inspectBundle } from '../core/bundle/inspect.js';
+import { formatVerified, verificationFailure, verifyBundleFile } from '../core/bundle/verify.js';
+import { formatKeygen, keygen } from '../core/keygen.js';
 
 export const VERSION = '0.1.0';
 
@@ -54,9 +57,13 @@ export function createProgram(): Command {
     .summary('check a bundle\'s signature and every file in it')
     .argument('<file>', 'bundle file')
     .option('--pubkey <file>', 'armored OpenPGP public key of the trusted signer')
-    .option('--json', 'print a JSON report')
-    .action(() => {
-      throw new NotImplementedError('verify');
+    .option('--allow-unsigned', 'accept a bundle without a signature (checks the file hashes only)')
+    .option('--json', 'print a JSON report (also when verification fails)')
+    .action(async (file: string, opts: { pubkey?: string; allowUnsigned?: boolean; json?: boolean }) => {
+      const report = await verifyBundleFile({ file, allowUnsigned: Boolean(opts.allowUnsigned), ...(opts.pubkey ? { pubkeyFile: opts.pubkey } : {}) });
+      if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      else if (report.ok) process.stdout.write(formatVerified(file, report) + '\n');
+      if (!report.ok) throw verificationFailure(file, report);
     });
 
   program
@@ -64,8 +71,9 @@ export function createProgram(): Command {
     .summary('show what a bundle carries: versions, packages, images, files, signer')
     .argument('<file>', 'bundle file')
     .option('--json', 'print JSON')
-    .action(() => {
-      throw new NotImplementedError('inspect');
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const summary = await inspectBundle(file);
+      process.stdout.write((opts.json ? JSON.stringify(summary, null, 2) : formatInspect(summary)) + '\n');
     });
 
   program
@@ -73,8 +81,11 @@ export function createProgram(): Command {
     .summary('make an OpenPGP (ed25519) key pair for signing bundles')
     .requiredOption('--out <dir>', 'directory for signer.asc (mode 0600) and signer.pub.asc')
     .option('--name <name>', 'user id on the key', 'kube-bundle signer')
-    .action(() => {
-      throw new NotImplementedError('keygen');
+    .addHelpText('after', '\nThe secret key is passphrase-protected when KUBE_BUNDLE_PASSPHRASE is set. Existing files are never overwritten.')
+    .action(async (opts: { out: string; name: string }) => {
+      const passphrase = process.env.KUBE_BUNDLE_PASSPHRASE;
+      const result = await keygen({ outDir: opts.out, name: opts.name, ...(passphrase ? { passphrase } : {}) });
+      process.stdout.write(formatKeygen(result) + '\n');
     });
 
   program

@@ -1,0 +1,71 @@
+/**
+ * Opt-in benchmark: pack a 1 GiB bundle in the temp directory, then time `verifyBundle` against `sha256sum` of the
+ * same file (page cache warm for both, best of three), and report the packer's peak memory.
+ * Target: verify ≤ 1.3 × sha256sum; pack peak RSS < 250 MB.
+ *
+ *   node --import tsx scripts/bench-verify.ts [size-in-MiB]
+ *
+ * Needs about 1 GiB free in $TMPDIR (the source file is sparse); everything is deleted afterwards.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateKeyPair, readPublicKey, readSecretKey } from '../src/core/pgp.js';
+import { packBundle } from '../src/core/bundle/pack.js';
+import { verifyBundle } from '../src/core/bundle/verify.js';
+
+const sizeMiB = Number(process.argv[2] ?? 1024);
+const RUNS = 3;
+
+async function sparseFile(file: string, bytes: number): Promise<void> {
+  const handle = await open(file, 'w');
+  await handle.truncate(bytes);
+  await handle.close();
+}
+
+async function best(runs: number, fn: () => Promise<unknown> | unknown): Promise<number> {
+  let fastest = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const start = process.hrtime.bigint();
+    await fn();
+    fastest = Math.min(fastest, Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  return fastest;
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'kube-bundle-bench-'));
+try {
+  const pair = await generateKeyPair('bench', undefined, new Date('2025-01-01T00:00:00Z'));
+  const signingKey = await readSecretKey(pair.secretKey, 'bench key');
+  const publicKey = await readPublicKey(pair.publicKey, 'bench key');
+  const source = join(dir, 'big.bin');
+  await sparseFile(source, sizeMiB * 1024 * 1024);
+  const bundle = join(dir, 'bench.tar');
+
+  const packStart = process.hrtime.bigint();
+  await packBundle({
+    output: bundle,
+    entries: [{ path: 'images/blobs/sha256/big', source: { file: source } }],
+    manifest: { kubernetesVersion: 'v1.32.3', target: 'ubuntu-24.04', arches: ['amd64'], runtimes: ['containerd'], components: { packages: [], images: [], files: [] } },
+    mtime: new Date('2025-03-01T00:00:00Z'),
+    signingKey,
+  });
+  const packSeconds = Number(process.hrtime.bigint() - packStart) / 1e9;
+  const packRssMB = process.resourceUsage().maxRSS / 1024;
+
+  execFileSync('sha256sum', [bundle]); // warm the page cache for both contenders
+  const sha256sum = await best(RUNS, () => execFileSync('sha256sum', [bundle]));
+  const verify = await best(RUNS, async () => {
+    const report = await verifyBundle(bundle, { publicKeys: [publicKey], allowUnsigned: false });
+    if (!report.ok) throw new Error(`benchmark bundle failed verification: ${JSON.stringify(report.problems)}`);
+  });
+
+  console.log(`bundle:       ${sizeMiB} MiB`);
+  console.log(`pack:         ${packSeconds.toFixed(2)} s, peak RSS ${packRssMB.toFixed(0)} MB (whole process, target < 250)`);
+  console.log(`sha256sum:    ${sha256sum.toFixed(2)} s (best of ${RUNS})`);
+  console.log(`verifyBundle: ${verify.toFixed(2)} s (best of ${RUNS})`);
+  console.log(`ratio:        ${(verify / sha256sum).toFixed(2)} × sha256sum (target ≤ 1.3)`);
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,233 @@
+/**
+ * Write a bundle: one reproducible tar with SHA256SUMS, SHA256SUMS.asc and bundle.yaml first, then every
+ * directory and file in path order.
+ *
+ * Reproducible: the bytes depend only on the entries' paths, contents and modes, the manifest, `mtime` and the
+ * key (owner is root:root, no atime/ctime, modes are 0644/0755, order is fixed, the signature date is `mtime`).
+ * Streaming: files are read in 1 MiB pieces, never whole, so bundle size does not bound memory.
+ * Atomic: written to `<output>.partial`, renamed into place only when complete and synced.
+ *
+ * SHA256SUMS goes first, so each file's hash is needed before the tar is started. Files are hashed in a first
+ * pass unless the caller passes a hash it already knows (a content-addressed cache), which saves that read; every
+ * file is hashed again as it is copied and must match, so a wrong hint or a file changed meanwhile is caught.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import type * as openpgp from 'openpgp';
+import { UserError } from '../../util/errors.js';
+import { fingerprintOf, signDetached } from '../pgp.js';
+import { completeManifest, manifestMismatches, manifestToYaml, type BundleManifest, type ManifestContent } from './manifest.js';
+import { comparePaths, LEADING_FILES, MANIFEST_FILE, parentDirs, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
+import { formatSums, sha256File } from './sums.js';
+import { BLOCK, encodeHeader, endOfArchive, paddingFor, type HeaderFields } from './tar.js';
+
+export interface PackEntry {
+  /** path in the bundle, e.g. packages/kubeadm_1.32.3-1.1_amd64.deb */
+  path: string;
+  source: { file: string } | { bytes: Uint8Array };
+  /** only the executable bits count: 0755 when any is set, else 0644 (the default) */
+  mode?: number;
+  /** the file's sha256 when already known (content-addressed cache); verified while packing */
+  sha256?: string;
+}
+
+export interface PackOptions {
+  output: string;
+  /** bundle.yaml without `created` and `signer`, which are taken from `mtime` and `signingKey` */
+  manifest: ManifestContent;
+  entries: PackEntry[];
+  /** SOURCE_DATE_EPOCH: every tar mtime, the manifest's `created` and the signature date */
+  mtime: Date;
+  /** unsigned bundle when absent */
+  signingKey?: openpgp.PrivateKey;
+}
+
+export interface PackResult {
+  /** sha256 of the bundle file */
+  sha256: string;
+  size: number;
+  manifest: BundleManifest;
+}
+
+interface Member {
+  path: string;
+  type: 'file' | 'directory';
+  mode: number;
+  size: number;
+  sha256: string;
+  source: PackEntry['source'] | null;
+}
+
+const COPY_CHUNK = 1 << 20;
+const MAX_MTIME = 8 ** 11 - 1;
+
+export async function packBundle(options: PackOptions): Promise<PackResult> {
+  checkEntries(options.entries, options.mtime);
+  const files = await digestEntries(options.entries);
+  const signer = options.signingKey ? fingerprintOf(options.signingKey) : null;
+  const manifest = completeManifest(options.manifest, options.mtime, signer);
+  checkManifest(manifest, files);
+
+  const manifestBytes = Buffer.from(manifestToYaml(manifest));
+  const manifestMember = bytesMember(MANIFEST_FILE, manifestBytes);
+  const sums = Buffer.from(formatSums([manifestMember, ...files]));
+  const signature = options.signingKey ? Buffer.from(await signDetached(sums, options.signingKey, options.mtime)) : null;
+
+  const members = [
+    bytesMember(SUMS_FILE, sums),
+    ...(signature ? [bytesMember(SIGNATURE_FILE, signature)] : []),
+    manifestMember,
+    ...withDirectories(files),
+  ];
+  const written = await writeAtomically(options.output, (handle) => writeTar(handle, members, options.mtime));
+  return { ...written, manifest };
+}
+
+function checkEntries(entries: readonly PackEntry[], mtime: Date): void {
+  const time = mtime.getTime() / 1000;
+  if (!Number.isFinite(time) || time < 0 || time > MAX_MTIME) throw new Error(`mtime ${String(mtime)} cannot be stored in a tar header`);
+  const seen = new Set<string>();
+  for (const { path } of entries) {
+    const reason = unsafePathReason(path);
+    if (reason) throw new Error(`cannot pack '${path}': ${reason}`);
+    if ((LEADING_FILES as readonly string[]).includes(path)) throw new Error(`cannot pack '${path}': the packer writes it`);
+    if (seen.has(path)) throw new Error(`cannot pack '${path}' twice`);
+    seen.add(path);
+  }
+  for (const { path } of entries) {
+    const clash = parentDirs(path).find((dir) => seen.has(dir));
+    if (clash) throw new Error(`cannot pack '${path}': '${clash}' is a file, not a directory`);
+  }
+}
+
+/** Size and sha256 of every entry: from memory, from the caller's hint plus a stat, or by reading the file. */
+async function digestEntries(entries: readonly PackEntry[]): Promise<Member[]> {
+  const members: Member[] = [];
+  for (const entry of entries) {
+    const mode = (entry.mode ?? 0o644) & 0o111 ? 0o755 : 0o644;
+    if ('bytes' in entry.source) {
+      members.push({ ...bytesMember(entry.path, entry.source.bytes), mode, source: entry.source });
+      continue;
+    }
+    const file = entry.source.file;
+    const digest = entry.sha256 ? { sha256: entry.sha256, size: (await statOrThrow(file, entry.path)).size } : await hashOrThrow(file, entry.path);
+    members.push({ path: entry.path, type: 'file', mode, ...digest, source: entry.source });
+  }
+  return members;
+}
+
+function bytesMember(path: string, bytes: Uint8Array): Member {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  return { path, type: 'file', mode: 0o644, size: bytes.length, sha256, source: { bytes } };
+}
+
+async function statOrThrow(file: string, path: string): Promise<{ size: number }> {
+  try {
+    return await stat(file);
+  } catch (err) {
+    throw new UserError(`cannot read ${file} (for ${path} in the bundle): ${(err as Error).message}`);
+  }
+}
+
+async function hashOrThrow(file: string, path: string): Promise<{ sha256: string; size: number }> {
+  try {
+    return await sha256File(file);
+  } catch (err) {
+    throw new UserError(`cannot read ${file} (for ${path} in the bundle): ${(err as Error).message}`);
+  }
+}
+
+/** A manifest that disagrees with the files packed is a bug in whoever built it: refuse to write it. */
+function checkManifest(manifest: BundleManifest, files: readonly Member[]): void {
+  const mismatches = manifestMismatches(manifest, new Map(files.map((f) => [f.path, f.sha256])));
+  if (mismatches.length > 0) {
+    throw new Error(`bundle.yaml disagrees with the packed files:\n${mismatches.map((m) => `  ${m.path}: ${m.detail}`).join('\n')}`);
+  }
+}
+
+/** Every file plus each parent directory once, as explicit entries, all in path order. */
+function withDirectories(files: readonly Member[]): Member[] {
+  const dirs = new Set(files.flatMap((f) => parentDirs(f.path)));
+  const dirMembers: Member[] = [...dirs].map((path) => ({ path, type: 'directory', mode: 0o755, size: 0, sha256: '', source: null }));
+  return [...dirMembers, ...files].sort((a, b) => comparePaths(a.path, b.path));
+}
+
+async function writeAtomically(output: string, write: (handle: FileHandle) => Promise<{ sha256: string; size: number }>): Promise<{ sha256: string; size: number }> {
+  const partial = `${output}.partial`;
+  let handle: FileHandle;
+  try {
+    handle = await open(partial, 'w', 0o644);
+  } catch (err) {
+    throw new UserError(`cannot write ${partial}: ${(err as Error).message}`);
+  }
+  try {
+    const result = await write(handle);
+    await handle.sync();
+    await handle.close();
+    await rename(partial, output);
+    return result;
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await rm(partial, { force: true });
+    throw err;
+  }
+}
+
+/** Write the members in order and return the sha256 and size of everything written. */
+async function writeTar(handle: FileHandle, members: readonly Member[], mtime: Date): Promise<{ sha256: string; size: number }> {
+  const out = new HashingWriter(handle);
+  for (const member of members) {
+    const fields: HeaderFields = { path: member.path, type: member.type, size: member.size, mode: member.mode, mtime };
+    await out.write(encodeHeader(fields));
+    if (member.source && 'bytes' in member.source) await out.write(member.source.bytes);
+    else if (member.source) await copyFile(member.source.file, member, out);
+    await out.write(Buffer.alloc(paddingFor(member.size)));
+  }
+  await out.write(endOfArchive());
+  return { sha256: out.hash.digest('hex'), size: out.size };
+}
+
+/** Copy exactly `member.size` bytes of `file`, checking that they still hash to `member.sha256`. */
+async function copyFile(file: string, member: Member, out: HashingWriter): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(member.size, BLOCK)));
+    let copied = 0;
+    while (copied < member.size) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, member.size - copied), null);
+      if (bytesRead === 0) break;
+      const piece = buffer.subarray(0, bytesRead);
+      hash.update(piece);
+      await out.write(piece);
+      copied += bytesRead;
+    }
+    const { size } = await handle.stat();
+    if (copied !== member.size || size !== member.size || hash.digest('hex') !== member.sha256) {
+      throw new UserError(
+        `${file} (for ${member.path} in the bundle) changed while packing or does not match its expected sha256 ${member.sha256}`,
+        'if it is in the download cache, delete it there and build again',
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+class HashingWriter {
+  readonly hash: Hash = createHash('sha256');
+  size = 0;
+
+  constructor(private readonly handle: FileHandle) {}
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (bytes.length === 0) return;
+    this.hash.update(bytes);
+    // A write may take fewer bytes than offered; go on until all are out.
+    for (let done = 0; done < bytes.length; ) {
+      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done);
+      done += bytesWritten;
+    }
+    this.size += bytes.length;
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * Verify a bundle in one streaming pass: SHA256SUMS and SHA256SUMS.asc lead the tar, so the signature is
+ * checked before anything else is read; then every member is hashed as it streams past and compared. Every
+ * problem is collected (not just the first) and named by path, so an operator knows what is wrong.
+ *
+ * The same checks can be made with standard tools only: `tar xf`, `gpgv --keyring <key.gpg> SHA256SUMS.asc
+ * SHA256SUMS`, `sha256sum -c SHA256SUMS`. This code is stricter in one way: it also refuses any tar member that
+ * is not a plain file or directory, any path that escapes the extraction directory, duplicates and stray bytes,
+ * because tar would act on those before sha256sum could object.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import * as openpgp from 'openpgp';
+import { UserError } from '../../util/errors.js';
+import { readPublicKey, verifyDetached } from '../pgp.js';
+import { manifestMismatches, parseManifest, type BundleManifest } from './manifest.js';
+import { MANIFEST_FILE, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
+import { parseSums } from './sums.js';
+import { readTar, type TarDefect, type TarEntry } from './tar.js';
+
+export type ProblemKind = 'changed' | 'missing' | 'extra' | 'bad-entry' | 'bad-signature' | 'unsigned' | 'bad-manifest';
+
+export interface VerifyProblem {
+  /** bundle path the problem is about; '(archive)' for the tar structure as a whole */
+  path: string;
+  kind: ProblemKind;
+  detail: string;
+}
+
+export interface VerifyOptions {
+  /** trusted signers; empty only together with allowUnsigned */
+  publicKeys: openpgp.PublicKey[];
+  /** accept a bundle without SHA256SUMS.asc (and do not check a signature when no key is given) */
+  allowUnsigned: boolean;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** fingerprint of the key whose signature checked out; null when unsigned or not checked */
+  signer: string | null;
+  /** files whose sha256 matched SHA256SUMS */
+  files: number;
+  problems: VerifyProblem[];
+  /** bundle.yaml, when it was intact and valid */
+  manifest: BundleManifest | null;
+}
+
+const MAX_SUMS_SIZE = 64 << 20;
+const MAX_SIGNATURE_SIZE = 64 << 10;
+const MAX_MANIFEST_SIZE = 64 << 20;
+const ARCHIVE = '(archive)';
+
+export async function verifyBundle(file: string, options: VerifyOptions): Promise<VerifyReport> {
+  const run = new Verification(options);
+  await run.walk(file);
+  return run.report();
+}
+
+/** One verification: the state that builds up while the tar streams past. */
+class Verification {
+  private readonly problems: VerifyProblem[] = [];
+  private sums: Map<string, string> | null = null;
+  private sumsBytes: Buffer | null = null;
+  private signature: string | null = null;
+  private signatureChecked = false;
+  private signer: string | null = null;
+  private readonly seen = new Set<string>();
+  private intact = 0;
+  private manifestText: string | null = null;
+  /** set when the walk stopped early, so files never reached are not misreported as missing */
+  private stopped = false;
+
+  constructor(private readonly options: VerifyOptions) {}
+
+  async walk(file: string): Promise<void> {
+    for await (const item of readTar(file)) {
+      if (item.kind === 'defect') this.defect(item.defect);
+      else if (!(await this.entry(item.entry))) this.stopped = true;
+      if (this.stopped) return;
+    }
+    // A bundle of only SHA256SUMS (+ .asc) still needs its signature checked.
+    if (this.sums) await this.checkSignature();
+  }
+
+  report(): VerifyReport {
+    if (this.sums && !this.stopped) this.reportMissing(this.sums);
+    const manifest = this.stopped ? null : this.manifest();
+    return { ok: this.problems.length === 0, signer: this.signer, files: this.intact, problems: this.problems, manifest };
+  }
+
+  /** Handle one member; false when nothing after it can be trusted or read. */
+  private async entry(entry: TarEntry): Promise<boolean> {
+    if (!this.sums) return this.leadingSums(entry);
+    if (!this.signatureChecked && entry.path === SIGNATURE_FILE && entry.type === 'file' && this.seen.size === 1) {
+      this.seen.add(entry.path);
+      this.signature = (await entry.readAll(MAX_SIGNATURE_SIZE).catch(() => null))?.toString('latin1') ?? '';
+      return true;
+    }
+    if (!(await this.checkSignature())) return false;
+    if (!this.acceptable(entry)) return true;
+    this.seen.add(entry.path);
+    if (entry.type === 'file') await this.hashFile(entry);
+    return true;
+  }
+
+  private async leadingSums(entry: TarEntry): Promise<boolean> {
+    if (entry.path !== SUMS_FILE || entry.type !== 'file') {
+      this.problem(entry.path, 'bad-entry', `the first member must be ${SUMS_FILE}; is this a kube-bundle?`);
+      return false;
+    }
+    this.seen.add(SUMS_FILE);
+    if (entry.size > MAX_SUMS_SIZE) {
+      this.problem(SUMS_FILE, 'bad-entry', `${entry.size} bytes is implausibly large`);
+      return false;
+    }
+    this.sumsBytes = await entry.readAll(MAX_SUMS_SIZE);
+    try {
+      this.sums = parseSums(this.sumsBytes.toString('utf8'), SUMS_FILE);
+    } catch (err) {
+      this.problem(SUMS_FILE, 'bad-entry', (err as Error).message);
+      return false;
+    }
+    return true;
+  }
+
+  /** Check the signature once, when the members after SHA256SUMS(.asc) begin; false when it failed. */
+  private async checkSignature(): Promise<boolean> {
+    if (this.signatureChecked) return true;
+    this.signatureChecked = true;
+    const failure = await this.signatureFailure();
+    if (failure) this.problems.push(failure);
+    return failure === null;
+  }
+
+  private async signatureFailure(): Promise<VerifyProblem | null> {
+    const { publicKeys, allowUnsigned } = this.options;
+    if (this.signature === null) {
+      return allowUnsigned ? null : { path: SIGNATURE_FILE, kind: 'unsigned', detail: 'the bundle is not signed (no SHA256SUMS.asc); refusing it unless unsigned bundles are allowed' };
+    }
+    if (publicKeys.length === 0) {
+      return allowUnsigned ? null : { path: SIGNATURE_FILE, kind: 'bad-signature', detail: 'no public key given to check the signature with' };
+    }
+    const reason = await canonicalArmorProblem(this.signature);
+    if (reason) return { path: SIGNATURE_FILE, kind: 'bad-signature', detail: reason };
+    try {
+      this.signer = (await verifyDetached(this.sumsBytes!, this.signature, publicKeys, SIGNATURE_FILE)).fingerprint;
+      return null;
+    } catch (err) {
+      return { path: SIGNATURE_FILE, kind: 'bad-signature', detail: (err as Error).message };
+    }
+  }
+
+  /** Report what may not be in a bundle; true when the member is a plain file or directory at a safe, new path. */
+  private acceptable(entry: TarEntry): boolean {
+    const reason = unsafePathReason(entry.path);
+    if (reason) return this.problem(entry.path, 'bad-entry', `refusing path: ${reason}`);
+    if (entry.type === 'other') return this.problem(entry.path, 'bad-entry', `not a regular file or directory (tar type '${printable(entry.typeflag)}'); refusing links and devices`);
+    if (this.seen.has(entry.path)) return this.problem(entry.path, 'bad-entry', 'appears more than once (tar would extract the last copy)');
+    if (entry.type === 'directory' && entry.size !== 0) return this.problem(entry.path, 'bad-entry', 'directory entry with content');
+    return true;
+  }
+
+  private async hashFile(entry: TarEntry): Promise<void> {
+    const expected = this.sums!.get(entry.path);
+    if (expected === undefined) {
+      this.problem(entry.path, 'extra', `not listed in ${SUMS_FILE}`);
+      return;
+    }
+    const keep = entry.path === MANIFEST_FILE && entry.size <= MAX_MANIFEST_SIZE ? [] as Buffer[] : null;
+    const hash = createHash('sha256');
+    for await (const chunk of entry.chunks()) {
+      hash.update(chunk);
+      keep?.push(Buffer.from(chunk));
+    }
+    if (hash.digest('hex') !== expected) {
+      this.problem(entry.path, 'changed', `sha256 differs from ${SUMS_FILE}`);
+      return;
+    }
+    this.intact++;
+    if (keep) this.manifestText = Buffer.concat(keep).toString('utf8');
+  }
+
+  private defect(d: TarDefect): void {
+    const unread = d.fatal && this.sums ? [...this.sums.keys()].filter((p) => !this.seen.has(p)).length : 0;
+    const rest = d.fatal ? `; the rest of the archive cannot be read${unread ? ` (${unread} listed files not checked)` : ''}` : '';
+    this.problem(d.path ?? ARCHIVE, 'bad-entry', `${d.detail} (tar header at byte ${d.offset})${rest}`);
+    if (d.fatal) this.stopped = true;
+  }
+
+  private reportMissing(sums: Map<string, string>): void {
+    for (const path of sums.keys()) {
+      if (!this.seen.has(path)) this.problem(path, 'missing', `listed in ${SUMS_FILE} but not in the bundle`);
+    }
+  }
+
+  /** bundle.yaml, parsed and checked against SHA256SUMS and the signature; null when it cannot be trusted. */
+  private manifest(): BundleManifest | null {
+    if (this.manifestText === null || !this.sums) return null;
+    let manifest: BundleManifest;
+    try {
+      manifest = parseManifest(this.manifestText, MANIFEST_FILE);
+    } catch (err) {
+      this.problem(MANIFEST_FILE, 'bad-manifest', (err as Error).message);
+      return null;
+    }
+    for (const m of manifestMismatches(manifest, this.sums)) this.problem(m.path, 'bad-manifest', m.detail);
+    if (this.signature === null && manifest.signer !== null) {
+      this.problem(SIGNATURE_FILE, 'bad-manifest', `bundle.yaml names signer ${manifest.signer} but the bundle has no signature (was ${SIGNATURE_FILE} removed?)`);
+    } else if (this.signer !== null && manifest.signer !== this.signer) {
+      this.problem(MANIFEST_FILE, 'bad-manifest', `bundle.yaml names signer ${String(manifest.signer)} but ${SIGNATURE_FILE} is by ${this.signer}`);
+    }
+    return manifest;
+  }
+
+  private problem(path: string, kind: ProblemKind, detail: string): false {
+    this.problems.push({ path, kind, detail });
+    return false;
+  }
+}
+
+/**
+ * The armor around a signature (its checksum line, line breaks, the END line) is not covered by the signature,
+ * so a byte could change there unnoticed. We accept SHA256SUMS.asc only in the exact form it is written in.
+ */
+async function canonicalArmorProblem(armored: string): Promise<string | null> {
+  try {
+    const signature = await openpgp.readSignature({ armoredSignature: armored });
+    return signature.armor() === armored ? null : `${SIGNATURE_FILE} is not in the exact armored form kube-bundle writes`;
+  } catch (err) {
+    return `${SIGNATURE_FILE} is not a valid OpenPGP signature: ${(err as Error).message}`;
+  }
+}
+
+function printable(typeflag: string): string {
+  return /^[\x21-\x7e]$/.test(typeflag) ? typeflag : `\\x${typeflag.charCodeAt(0).toString(16).padStart(2, '0')}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// For the CLI and the installer: options from flags, errors that name what failed.
+
+export interface VerifyFileOptions {
+  file: string;
+  /** armored public key of the trusted signer */
+  pubkeyFile?: string;
+  allowUnsigned: boolean;
+}
+
+/** Read the key, check the bundle can be opened, verify. Throws a UserError only for unusable inputs. */
+export async function verifyBundleFile(options: VerifyFileOptions): Promise<VerifyReport> {
+  if (!options.pubkeyFile && !options.allowUnsigned) {
+    throw new UserError('no public key to check the bundle\'s signature with', 'pass --pubkey <signer.pub.asc>, or --allow-unsigned to skip signature checks');
+  }
+  const publicKeys = options.pubkeyFile ? [await readPublicKey(await readText(options.pubkeyFile, 'public key'), options.pubkeyFile)] : [];
+  await stat(options.file).catch((err: Error) => {
+    throw new UserError(`cannot read bundle ${options.file}: ${err.message}`);
+  });
+  return verifyBundle(options.file, { publicKeys, allowUnsigned: options.allowUnsigned });
+}
+
+/** Verify and throw a UserError listing every problem unless the bundle is intact. */
+export async function assertBundleVerified(options: VerifyFileOptions): Promise<VerifyReport> {
+  const report = await verifyBundleFile(options);
+  if (!report.ok) throw verificationFailure(options.file, report);
+  return report;
+}
+
+export function verificationFailure(file: string, report: VerifyReport): UserError {
+  const width = Math.max(...report.problems.map((p) => p.kind.length));
+  const lines = report.problems.map((p) => `  ${p.kind.padEnd(width)}  ${p.path}: ${p.detail}`);
+  const count = report.problems.length === 1 ? '1 problem' : `${report.problems.length} problems`;
+  return new UserError(`${file} failed verification (${count}):\n${lines.join('\n')}`, 'do not install it; copy the bundle again from its source, or check that --pubkey is the signer\'s key');
+}
+
+/** One line for a bundle that verified. */
+export function formatVerified(file: string, report: VerifyReport): string {
+  const signer = report.signer ? `signed by ${report.signer}` : 'NOT signature-checked (unsigned allowed)';
+  return `${file}: OK, ${report.files} files intact, ${signer}`;
+}
+
+async function readText(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read ${what} ${file}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { packBundle } from '../../src/core/bundle/pack.js';
+import { parseManifest } from '../../src/core/bundle/manifest.js';
+import { UserError } from '../../src/util/errors.js';
+import { DEB, fixture, FLANNEL, FROM_DISK, INSTALL_SH, makeKey, MTIME, packFixture, tempDir } from './bundle-fixture.js';
+
+const key = await makeKey();
+const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
+
+/** GNU tar's verbose listing with numeric owners and full times: what a reviewer of the archive would see. */
+function listing(bundle: string): string[] {
+  return execFileSync('tar', ['tvf', bundle, '--numeric-owner', '--full-time'], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } })
+    .trim()
+    .split('\n');
+}
+
+test('packing the same entries twice gives byte-identical bundles, whatever the entry order and file times', async (t) => {
+  const dir = await tempDir(t);
+  const first = await packFixture(dir, key, 'first.tar');
+  const { entries, manifest } = await fixture(dir);
+  await utimes(join(dir, 'kubeadm.bin'), new Date('2030-01-01'), new Date('2030-01-01'));
+  const output = join(dir, 'second.tar');
+  const result = await packBundle({ output, entries: [...entries].reverse(), manifest, mtime: MTIME, signingKey: key.secret });
+  const [a, b] = [await readFile(first), await readFile(output)];
+  assert.equal(sha256(a), sha256(b));
+  assert.ok(a.equals(b));
+  assert.equal(result.sha256, sha256(b));
+  assert.equal(result.size, b.length);
+  assert.equal(result.manifest.signer, key.fingerprint);
+  assert.deepEqual(await readdir(dir).then((names) => names.filter((n) => n.endsWith('.partial'))), []);
+});
+
+test('a different mtime or key gives a different bundle', async (t) => {
+  const dir = await tempDir(t);
+  const base = sha256(await readFile(await packFixture(dir, key, 'a.tar')));
+  const { entries, manifest } = await fixture(dir);
+  await packBundle({ output: join(dir, 'b.tar'), entries, manifest, mtime: new Date(MTIME.getTime() + 1000), signingKey: key.secret });
+  assert.notEqual(sha256(await readFile(join(dir, 'b.tar'))), base);
+  const other = await makeKey('other');
+  assert.notEqual(sha256(await readFile(await packFixture(dir, other, 'c.tar'))), base);
+});
+
+test('members: SHA256SUMS, signature and bundle.yaml first, then directories and files in order, root-owned, fixed time and modes', async (t) => {
+  const dir = await tempDir(t);
+  const lines = listing(await packFixture(dir, key));
+  const names = lines.map((l) => l.split(/\s+/).slice(5).join(' '));
+  assert.deepEqual(names.slice(0, 3), ['SHA256SUMS', 'SHA256SUMS.asc', 'bundle.yaml']);
+  const rest = names.slice(3);
+  assert.deepEqual(rest, [...rest].sort());
+  assert.ok(rest.includes('images/blobs/sha256/'), 'parent directories are listed explicitly');
+  for (const line of lines) {
+    const [mode, owner, , date, time] = line.split(/\s+/);
+    assert.equal(owner, '0/0', line);
+    assert.equal(`${date} ${time}`, '2025-03-01 12:00:00', line);
+    assert.match(mode!, /^(-rw-r--r--|-rwxr-xr-x|drwxr-xr-x)$/, line);
+  }
+  const modeOf = (path: string): string => lines.find((l) => l.endsWith(` ${path}`))!.split(/\s+/)[0]!;
+  assert.equal(modeOf(INSTALL_SH), '-rwxr-xr-x');
+  assert.equal(modeOf(FROM_DISK), '-rwxr-xr-x');
+  assert.equal(modeOf(FLANNEL), '-rw-r--r--');
+  assert.equal(modeOf('packages/'), 'drwxr-xr-x');
+});
+
+test('standard tools verify it: tar xf, gpgv with the dearmored key, sha256sum -c', async (t) => {
+  const dir = await tempDir(t);
+  const bundle = await packFixture(dir, key);
+  const x = join(dir, 'x');
+  await mkdir(x);
+  execFileSync('tar', ['xf', bundle, '-C', x]);
+  const keyring = join(dir, 'signer.gpg');
+  await writeFile(keyring, key.public.write());
+  const gnupgHome = join(dir, 'gnupg');
+  await mkdir(gnupgHome, { mode: 0o700 });
+  const gpgv = () => spawnSync('gpgv', ['--keyring', keyring, 'SHA256SUMS.asc', 'SHA256SUMS'], { cwd: x, encoding: 'utf8', env: { ...process.env, GNUPGHOME: gnupgHome } });
+  const good = gpgv();
+  assert.equal(good.status, 0, good.stderr);
+  assert.match(good.stderr, /Good signature/);
+  assert.ok(good.stderr.includes(key.fingerprint), good.stderr);
+  const check = execFileSync('sha256sum', ['-c', '--strict', 'SHA256SUMS'], { cwd: x, encoding: 'utf8' });
+  const ok = check.trim().split('\n');
+  assert.equal(ok.length, 10);
+  assert.ok(ok.every((l) => l.endsWith(': OK')), check);
+  assert.ok(ok.some((l) => l.startsWith('bundle.yaml:')), 'bundle.yaml is covered');
+  assert.ok(!ok.some((l) => l.startsWith('SHA256SUMS')), 'SHA256SUMS(.asc) do not list themselves');
+
+  await writeFile(join(x, 'SHA256SUMS'), (await readFile(join(x, 'SHA256SUMS'), 'utf8')).replace(/^./, (c) => (c === '0' ? '1' : '0')));
+  const bad = gpgv();
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /BAD signature/);
+});
+
+test('an unsigned bundle has no SHA256SUMS.asc and says signer: null', async (t) => {
+  const dir = await tempDir(t);
+  const bundle = await packFixture(dir, null);
+  const names = listing(bundle).map((l) => l.split(/\s+/).slice(5).join(' '));
+  assert.deepEqual(names.slice(0, 2), ['SHA256SUMS', 'bundle.yaml']);
+  const yaml = execFileSync('tar', ['xOf', bundle, 'bundle.yaml'], { encoding: 'utf8' });
+  const manifest = parseManifest(yaml, 'bundle.yaml');
+  assert.equal(manifest.signer, null);
+  assert.equal(manifest.created, MTIME.toISOString());
+});
+
+test('refuses unsafe, reserved, duplicate and clashing paths', async (t) => {
+  const dir = await tempDir(t);
+  const { manifest } = await fixture(dir);
+  const pack = (path: string, extra: string[] = []) =>
+    packBundle({
+      output: join(dir, 'x.tar'),
+      manifest: { ...manifest, components: { packages: [], images: [], files: [] } },
+      entries: [path, ...extra].map((p) => ({ path: p, source: { bytes: Buffer.from('x') } })),
+      mtime: MTIME,
+    });
+  await assert.rejects(pack('../etc/passwd'), /path traversal/);
+  await assert.rejects(pack('/etc/passwd'), /absolute path/);
+  await assert.rejects(pack('a//b'), /empty segment/);
+  await assert.rejects(pack('SHA256SUMS'), /the packer writes it/);
+  await assert.rejects(pack('bundle.yaml'), /the packer writes it/);
+  await assert.rejects(pack('a/b', ['a/b']), /twice/);
+  await assert.rejects(pack('a/b', ['a']), /'a' is a file, not a directory/);
+  await assert.rejects(stat(join(dir, 'x.tar')), { code: 'ENOENT' });
+});
+
+test('a known sha256 that does not match the file fails and leaves no output or partial file', async (t) => {
+  const dir = await tempDir(t);
+  const { entries, manifest } = await fixture(dir);
+  const wrong = entries.map((e) => (e.path === FROM_DISK ? { ...e, sha256: '0'.repeat(64) } : e));
+  const output = join(dir, 'out.tar');
+  await assert.rejects(packBundle({ output, entries: wrong, manifest, mtime: MTIME }), (err: unknown) => {
+    assert.ok(err instanceof UserError);
+    assert.match(err.message, /kubeadm\.bin \(for installer\/kubeadm in the bundle\) changed while packing or does not match/);
+    return true;
+  });
+  assert.deepEqual(await readdir(dir).then((n) => n.filter((f) => f.startsWith('out.tar'))), []);
+});
+
+test('a manifest that disagrees with the packed files is refused', async (t) => {
+  const dir = await tempDir(t);
+  const { entries, manifest } = await fixture(dir);
+  const pkg = { ...manifest.components.packages[0]!, sha256: 'f'.repeat(64) };
+  const bad = { ...manifest, components: { ...manifest.components, packages: [pkg] } };
+  await assert.rejects(packBundle({ output: join(dir, 'o.tar'), entries, manifest: bad, mtime: MTIME }), new RegExp(`${DEB.replace(/\./g, '\\.')}: package kubeadm .* SHA256SUMS says`));
+  const noFile = { ...manifest, components: { ...manifest.components, packages: [] } };
+  await assert.rejects(
+    packBundle({ output: join(dir, 'o.tar'), entries: entries.filter((e) => e.path !== FLANNEL), manifest: noFile, mtime: MTIME }),
+    /manifests\/kube-flannel\.yml: file from .* not in SHA256SUMS/,
+  );
+});
