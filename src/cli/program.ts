@@ -3,7 +3,12 @@
  * Nothing here does real work; nothing here calls process.exit (only main.ts does).
  */
 import { Command, Option } from 'commander';
-import { NotImplementedError } from '../util/errors.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { build } from '../core/build/build.js';
+import { formatBuildResult } from '../core/build/report.js';
+import { NotImplementedError, UserError } from '../util/errors.js';
+import { createProgress } from '../util/progress.js';
 import { formatInspect, inspectBundle } from '../core/bundle/inspect.js';
 import { formatVerified, verificationFailure, verifyBundleFile } from '../core/bundle/verify.js';
 import { formatKeygen, keygen } from '../core/keygen.js';
@@ -11,6 +16,35 @@ import { formatKeygen, keygen } from '../core/keygen.js';
 export const VERSION = '0.1.0';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+interface BuildFlags {
+  target: string;
+  arch?: string[];
+  runtime: string;
+  output?: string;
+  key?: string;
+  unsigned?: boolean;
+  mirror?: string[];
+  image?: string[];
+  imagesFile?: string;
+  lock?: string;
+  trustKey?: string[];
+  ha?: boolean;
+  cache?: string;
+  concurrency: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a whole number of at least 1, not '${text}'`);
+  return n;
+}
+
+function defaultCacheDir(): string {
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kube-bundle');
+}
 
 export function createProgram(): Command {
   const program = new Command('bundle')
@@ -48,8 +82,30 @@ export function createProgram(): Command {
     .option('--dry-run', 'print what would be fetched, with versions and sizes, and fetch nothing')
     .option('--json', 'print a JSON summary')
     .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned')
-    .action(() => {
-      throw new NotImplementedError('build');
+    .option('--trust-key <file>', 'an armored OpenPGP public key trusted for the Kubernetes package repository besides the pinned one (a mirror that re-signs), repeatable', collect)
+    .action(async (version: string, flags: BuildFlags) => {
+      const result = await build({
+        version,
+        target: flags.target,
+        arches: flags.arch ?? [],
+        runtimes: flags.runtime,
+        output: flags.output,
+        keyFile: flags.key,
+        passphrase: process.env.KUBE_BUNDLE_PASSPHRASE,
+        unsigned: Boolean(flags.unsigned),
+        mirrors: flags.mirror ?? [],
+        images: flags.image ?? [],
+        imagesFile: flags.imagesFile,
+        lockFile: flags.lock,
+        trustKeys: flags.trustKey ?? [],
+        ha: Boolean(flags.ha),
+        cacheDir: flags.cache ?? defaultCacheDir(),
+        concurrency: positiveInt(flags.concurrency, '--concurrency'),
+        dryRun: Boolean(flags.dryRun),
+        sourceDateEpoch: process.env.SOURCE_DATE_EPOCH,
+        progress: createProgress({ json: flags.json }),
+      });
+      process.stdout.write(flags.json ? JSON.stringify(result, null, 2) + '\n' : formatBuildResult(result));
     });
 
   program

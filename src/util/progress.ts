@@ -80,33 +80,39 @@ class SpinnerProgress implements Progress {
   }
 }
 
-/** One line per step, and a line per 10% of a transfer at most, so a CI log stays readable. */
+/** One line per step, and for a transfer a line every few seconds at most, so a CI log stays readable. */
 class LineProgress implements Progress {
   private text = '';
   private started = Date.now();
-  private lastDecile = -1;
-  constructor(private stream: NodeJS.WriteStream) {}
+  private lastLine = 0;
+  private last: { done: number; total?: number } | undefined;
+  constructor(
+    private stream: NodeJS.WriteStream,
+    private intervalMs = 5000,
+  ) {}
   private line(s: string) {
     this.stream.write(s + '\n');
   }
   step(text: string) {
     this.text = text;
-    this.started = Date.now();
-    this.lastDecile = -1;
+    this.started = this.lastLine = Date.now();
+    this.last = undefined;
     this.line(`• ${text}`);
   }
   bytes(done: number, total?: number) {
-    if (!total) return;
-    const decile = Math.floor((done / total) * 10);
-    if (decile === this.lastDecile || decile === 0) return;
-    this.lastDecile = decile;
+    this.last = { done, total };
+    if (Date.now() - this.lastLine < this.intervalMs) return;
+    this.lastLine = Date.now();
     this.line(`  ${describeTransfer(done, total, (Date.now() - this.started) / 1000)}`);
   }
   info(text: string) {
     this.line(`  ${text}`);
   }
   succeed(text?: string) {
-    this.line(`✓ ${text ?? this.text} (${formatDuration((Date.now() - this.started) / 1000)})`);
+    const seconds = (Date.now() - this.started) / 1000;
+    const moved = this.last ? `, ${describeTransfer(this.last.done, undefined, seconds)}` : '';
+    this.line(`✓ ${text ?? this.text} (${formatDuration(seconds)}${moved})`);
+    this.last = undefined;
   }
   fail(text?: string) {
     this.line(`✗ ${text ?? this.text}`);

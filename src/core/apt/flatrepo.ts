@@ -74,30 +74,46 @@ export async function writeFlatRepoFromDebs(repoDir: string, options: FlatRepoOp
 
 /** Write Packages, Packages.gz, Release, InRelease and Release.gpg for `packages` into `repoDir`. */
 export async function writeFlatRepo(repoDir: string, packages: readonly RepoPackage[], options: FlatRepoOptions): Promise<void> {
-  const packagesText = Buffer.from(renderPackages(packages, repoDir), 'utf8');
+  const files = await renderFlatRepo(packages, options, repoDir);
+  await Promise.all(files.map((file) => writeFile(path.join(repoDir, file.name), file.bytes)));
+}
+
+/**
+ * The index files of a flat repository, as bytes: Packages, Packages.gz and Release, plus InRelease and
+ * Release.gpg when there is a signing key (an unsigned repository is used with apt's `[trusted=yes]`).
+ * `source` names the repository in errors.
+ */
+export async function renderFlatRepo(
+  packages: readonly RepoPackage[],
+  options: Omit<FlatRepoOptions, 'signingKey'> & { signingKey?: PrivateKey },
+  source: string,
+): Promise<IndexFile[]> {
+  const packagesText = Buffer.from(renderPackages(packages, source), 'utf8');
   const packagesGz = gzipSync(packagesText, { level: 9 });
   const release = renderRelease(
     [
       { name: 'Packages', bytes: packagesText },
       { name: 'Packages.gz', bytes: packagesGz },
     ],
-    architecturesOf(packages, repoDir),
+    architecturesOf(packages, source),
     options,
   );
-  const [signedRelease, releaseGpg] = await Promise.all([
-    signCleartext(release, options.signingKey, options.date),
-    signDetached(release, options.signingKey, options.date),
-  ]);
-  // openpgp.js emits the signed text with CRLF line ends. The signature covers the canonical (CRLF) form whichever
-  // ends are transmitted, so LF is just as valid, and it is what Debian archives serve and every apt parses.
-  const inRelease = signedRelease.replace(/\r\n/g, '\n');
-  await Promise.all([
-    writeFile(path.join(repoDir, 'Packages'), packagesText),
-    writeFile(path.join(repoDir, 'Packages.gz'), packagesGz),
-    writeFile(path.join(repoDir, 'Release'), release),
-    writeFile(path.join(repoDir, 'InRelease'), inRelease),
-    writeFile(path.join(repoDir, 'Release.gpg'), releaseGpg),
-  ]);
+  const files: IndexFile[] = [
+    { name: 'Packages', bytes: packagesText },
+    { name: 'Packages.gz', bytes: packagesGz },
+    { name: 'Release', bytes: Buffer.from(release, 'utf8') },
+  ];
+  if (options.signingKey) {
+    const [signedRelease, releaseGpg] = await Promise.all([
+      signCleartext(release, options.signingKey, options.date),
+      signDetached(release, options.signingKey, options.date),
+    ]);
+    // openpgp.js emits the signed text with CRLF line ends. The signature covers the canonical (CRLF) form whichever
+    // ends are transmitted, so LF is just as valid, and it is what Debian archives serve and every apt parses.
+    files.push({ name: 'InRelease', bytes: Buffer.from(signedRelease.replace(/\r\n/g, '\n'), 'utf8') });
+    files.push({ name: 'Release.gpg', bytes: Buffer.from(releaseGpg, 'utf8') });
+  }
+  return files;
 }
 
 /** The Packages file: one stanza per deb, sorted by package, architecture, version and file name. `source` names the repository in errors. */
@@ -161,13 +177,13 @@ function architecturesOf(packages: readonly RepoPackage[], source: string): stri
   return [...archs].sort();
 }
 
-interface IndexFile {
+export interface IndexFile {
   name: string;
   bytes: Buffer;
 }
 
 /** The Release file: metadata plus the SHA256 of every index file, which is what apt checks after the signature. */
-export function renderRelease(files: readonly IndexFile[], architectures: readonly string[], options: FlatRepoOptions): string {
+export function renderRelease(files: readonly IndexFile[], architectures: readonly string[], options: Omit<FlatRepoOptions, 'signingKey'>): string {
   const header: Array<[string, string | undefined]> = [
     ['Origin', options.origin],
     ['Label', options.label],

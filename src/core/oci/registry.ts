@@ -96,8 +96,12 @@ export class RegistryClient {
     this.auth = new RegistryAuth(options.fetcher);
   }
 
-  /** Resolve `reference` and download what `platforms` need. */
-  async pull(reference: string, platforms: Platform[]): Promise<PulledImage> {
+  /**
+   * Resolve `reference` and download what `platforms` need. With `layers: false` only manifests (and a
+   * single-platform image's config) are fetched: enough to list every blob with its size, for a dry run.
+   */
+  async pull(reference: string, platforms: Platform[], options: { layers?: boolean } = {}): Promise<PulledImage> {
+    const download = options.layers !== false;
     const repo = this.repo(parseReference(reference));
     const top = await this.fetchManifest(repo, manifestReference(repo.ref), undefined);
     const blobs = new Map<string, Descriptor>([[top.descriptor.digest, top.descriptor]]);
@@ -110,12 +114,12 @@ export class RegistryClient {
       manifests.forEach(add);
       const content = fetched.flatMap((m) => [m.config, ...m.layers]);
       content.forEach(add);
-      await Promise.all(content.map((d) => this.fetchBlob(repo, d)));
+      if (download) await Promise.all(content.map((d) => this.fetchBlob(repo, d)));
     } else {
       const manifest = top.parsed;
       manifests = [{ ...top.descriptor, platform: await this.checkSinglePlatform(repo, manifest, platforms) }];
       [manifest.config, ...manifest.layers].forEach(add);
-      await Promise.all(manifest.layers.map((d) => this.fetchBlob(repo, d)));
+      if (download) await Promise.all(manifest.layers.map((d) => this.fetchBlob(repo, d)));
     }
     return { reference: repo.name, descriptor: top.descriptor, manifests, blobs: [...blobs.values()] };
   }

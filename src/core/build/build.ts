@@ -1,0 +1,459 @@
+/**
+ * `bundle build`: resolve every artifact a kubeadm cluster needs for one Kubernetes version and target, fetch
+ * them through the content-addressed cache, and pack one signed, reproducible bundle file (plus its lock file).
+ *
+ * The steps, each reported as progress:
+ *   1. signing key (before any download: a wrong passphrase fails at once)
+ *   2. package indexes: pkgs.k8s.io for the minor, the target distribution's archive; every InRelease verified
+ *   3. the exact Kubernetes packages, cri-dockerd's deb, and the dependency closure per architecture
+ *   4. images: kubeadm's control-plane list (asked of the bundled kubeadm and checked against bundles/), flannel's,
+ *      and extras; manifests resolved for the chosen platforms
+ *   5. lock: what was resolved, checked against --lock when given
+ *   6. download (or, with --dry-run, print the list and stop), then pack and sign
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
+import type * as openpgp from 'openpgp';
+import { UserError } from '../../util/errors.js';
+import type { Progress } from '../../util/progress.js';
+import { PackageIndex, type PackageRecord, type PackageSource } from '../apt/index.js';
+import { resolveClosure } from '../apt/solver.js';
+import { parseControlStanza, readDebControl } from '../apt/debfile.js';
+import { formatStanza, renderFlatRepo, type RepoPackage } from '../apt/flatrepo.js';
+import { compareVersions } from '../apt/version.js';
+import { BlobCache } from '../cache.js';
+import { Fetcher, type FetchStats } from '../fetch.js';
+import { ARCHES, loadComponents, loadTarget, parseArch, parseRuntimes, type Arch, type Runtime, type TargetDef } from '../definitions.js';
+import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
+import { parseMirrors, registryEndpoint, resolveUrl, type Mirrors } from '../mirror.js';
+import { parsePlatform } from '../oci/media-types.js';
+import { buildLayout } from '../oci/layout.js';
+import { RegistryClient, type PulledImage } from '../oci/registry.js';
+import { parseReference, formatReference } from '../oci/reference.js';
+import { readPublicKey, readSecretKey, fingerprintOf } from '../pgp.js';
+import { packBundle, type PackEntry } from '../bundle/pack.js';
+import type { FileComponent, ImageComponent, ManifestContent, PackageComponent } from '../bundle/manifest.js';
+import { IMAGES_DIR, manifestFile, packageFile, PACKAGES_DIR } from '../bundle/paths.js';
+import { getSmall, kubernetesRepoKeys, loadSource, type LoadedSource, type RepoRef } from './apt-sources.js';
+import { controlPlaneImages, hostDebArch } from './control-plane-images.js';
+import { assertMatchesLock, readLock, renderLock, type LockedArtifact, type LockFile } from './lockfile.js';
+
+export interface BuildOptions {
+  /** v1.32.3 or 1.32.3 */
+  version: string;
+  target: string;
+  arches: string[];
+  /** comma-separated: containerd,docker */
+  runtimes: string;
+  output?: string;
+  /** armored secret key file; passphrase from `passphrase` */
+  keyFile?: string;
+  passphrase?: string;
+  unsigned: boolean;
+  mirrors: string[];
+  images: string[];
+  imagesFile?: string;
+  lockFile?: string;
+  /** armored public keys trusted for the Kubernetes package repository besides the pinned one */
+  trustKeys: string[];
+  ha: boolean;
+  cacheDir: string;
+  concurrency: number;
+  dryRun: boolean;
+  /** SOURCE_DATE_EPOCH (seconds); the Kubernetes repository's Release date when absent */
+  sourceDateEpoch?: string;
+  progress: Progress;
+}
+
+export interface BuildResult {
+  kubernetesVersion: string;
+  target: string;
+  arches: Arch[];
+  runtimes: Runtime[];
+  dryRun: boolean;
+  output?: string;
+  lockFile?: string;
+  sha256?: string;
+  size?: number;
+  signer: string | null;
+  packages: { name: string; version: string; arch: string; size: number; source: string }[];
+  images: { ref: string; digest: string; platforms: string[]; size: number }[];
+  files: { path: string; url: string; size: number }[];
+  /** what the content-addressed cache served vs what came over the network */
+  fetch: FetchStats;
+  seconds: number;
+}
+
+interface Deb {
+  record: PackageRecord;
+  arch: Arch;
+  /** path in the bundle's flat repository (relative to packages/) */
+  bundleName: string;
+  upstreamUrl: string;
+}
+
+interface Plan {
+  version: KubeVersion;
+  target: TargetDef;
+  arches: Arch[];
+  runtimes: Runtime[];
+  debs: Deb[];
+  images: PulledImage[];
+  files: { path: string; url: string; cachePath: string; sha256: string; size: number }[];
+  releaseDate: Date | undefined;
+}
+
+export async function build(options: BuildOptions): Promise<BuildResult> {
+  const started = Date.now();
+  const { progress } = options;
+  const version = parseKubeVersion(options.version);
+  const target = loadTarget(options.target);
+  const arches = uniqueArches(options.arches);
+  const runtimes = parseRuntimes(options.runtimes);
+  const mirrors = parseMirrors(options.mirrors);
+  const output = resolvePath(options.output ?? `kube-bundle-${version.tag}-${target.name}-${arches.join('+')}.tar`);
+  const lockPath = output.replace(/\.tar$/, '') + '.lock.yaml';
+  const lock = options.lockFile ? readLock(options.lockFile) : undefined;
+  const extraImages = [...options.images, ...(options.imagesFile ? readImagesFile(options.imagesFile) : [])];
+  const signingKey = options.dryRun ? undefined : await loadSigningKey(options);
+  const trusted = await Promise.all(options.trustKeys.map(async (f) => readPublicKey(await readTextFile(f, 'trusted key'), f)));
+
+  const cache = new BlobCache(options.cacheDir);
+  const fetcher = new Fetcher({
+    cache,
+    concurrency: options.concurrency,
+    onProgress: (e) => progress.bytes(e.done, e.total),
+  });
+
+  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, trusted, extraImages, ha: options.ha, lock, dryRun: options.dryRun, progress });
+  const resolvedLock = lockOf(plan);
+  if (lock && options.lockFile) assertMatchesLock(options.lockFile, lock, resolvedLock);
+
+  const result: BuildResult = {
+    kubernetesVersion: version.tag,
+    target: target.name,
+    arches,
+    runtimes,
+    dryRun: options.dryRun,
+    signer: signingKey ? fingerprintOf(signingKey) : null,
+    packages: plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, size: d.record.size, source: d.record.source })),
+    images: plan.images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, platforms: i.manifests.map(platformText), size: imageSize(i) })),
+    files: plan.files.map((f) => ({ path: f.path, url: f.url, size: f.size })),
+    fetch: fetcher.stats,
+    seconds: 0,
+  };
+  if (options.dryRun) {
+    result.seconds = (Date.now() - started) / 1000;
+    return result;
+  }
+
+  progress.step(`Downloading ${plan.debs.length} packages and ${plan.images.length} images`);
+  await Promise.all(plan.debs.map((d) => fetcher.fetchToCache({ url: resolveUrl(mirrors, d.upstreamUrl), expected: { sha256: d.record.sha256, size: d.record.size }, label: `${d.record.name} ${d.record.version} (${d.upstreamUrl})` })));
+  const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
+  const client = new RegistryClient({ fetcher, endpoints: registryEndpoints(mirrors, plan.images) });
+  // Pinned to the digests resolved (and locked) above: a tag moving meanwhile cannot mix versions.
+  const pulled = await Promise.all(plan.images.map(async (i) => ({ ...(await client.pull(`${i.reference}@${i.descriptor.digest}`, platforms)), reference: i.reference })));
+  progress.succeed();
+
+  progress.step(`Packing ${basename(output)}`);
+  const sourceDate = sourceDateOf(options.sourceDateEpoch, plan.releaseDate);
+  const { entries, manifest } = await assemble(plan, pulled, cache, signingKey, sourceDate);
+  await mkdir(dirname(output), { recursive: true });
+  const packed = await packBundle({ output, manifest, entries, mtime: sourceDate, ...(signingKey ? { signingKey } : {}) });
+  await writeAtomically(lockPath, renderLock(resolvedLock));
+  progress.succeed(`Wrote ${output}`);
+
+  return { ...result, output, lockFile: lockPath, sha256: packed.sha256, size: packed.size, fetch: fetcher.stats, seconds: (Date.now() - started) / 1000 };
+}
+
+interface ResolveContext {
+  version: KubeVersion;
+  target: TargetDef;
+  arches: Arch[];
+  runtimes: Runtime[];
+  mirrors: Mirrors;
+  fetcher: Fetcher;
+  trusted: openpgp.PublicKey[];
+  extraImages: string[];
+  ha: boolean;
+  lock: LockFile | undefined;
+  dryRun: boolean;
+  progress: Progress;
+}
+
+async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
+  const { version, target, arches, runtimes, mirrors, fetcher, progress } = ctx;
+  const components = loadComponents();
+  const now = new Date();
+
+  progress.step('Reading package indexes');
+  const k8sDir = components.kubernetes.aptRepository.replace('{minor}', version.minorTag);
+  const k8sKeys = await kubernetesRepoKeys(fetcher, mirrors, k8sDir, components.kubernetes.signingKeys, ctx.trusted).catch((err: unknown) => {
+    throw noRepositoryFor(version, err);
+  });
+  const distroKeys = await distributionKeys(target);
+  const k8sRepo: RepoRef = { label: `pkgs.k8s.io ${version.minorTag}`, releaseDir: k8sDir, baseUrl: k8sDir.replace(/\/$/, ''), component: undefined };
+  const sourcesByArch = new Map<Arch, LoadedSource[]>();
+  for (const arch of arches) {
+    const repos = [
+      { repo: k8sRepo, keys: k8sKeys },
+      ...distroRepos(target, arch).map((repo) => ({ repo, keys: distroKeys })),
+    ];
+    sourcesByArch.set(arch, await Promise.all(repos.map(({ repo, keys }) => loadSource(fetcher, mirrors, repo, arch, keys, now).catch((err: unknown) => {
+      throw repo === k8sRepo ? noRepositoryFor(version, err) : err;
+    }))));
+  }
+  progress.succeed();
+
+  progress.step('Resolving packages');
+  const criDockerd = runtimes.includes('docker') ? await criDockerdSources(ctx, components, arches) : new Map<Arch, PackageSource>();
+  const debs = new Map<string, Deb>();
+  for (const arch of arches) {
+    const sources: PackageSource[] = [...(sourcesByArch.get(arch) ?? []), ...(criDockerd.has(arch) ? [criDockerd.get(arch) as PackageSource] : [])];
+    const index = PackageIndex.build(sources, arch);
+    const kubeVersion = exactKubePackageVersion(index, version, k8sRepo, mirrors);
+    const roots = [
+      ...components.kubernetes.packages.map((name) => ({ name, version: kubeVersion })),
+      ...components.kubernetes.companions.map((name) => ({ name })),
+      ...target.packages.containerd,
+      ...target.packages.registry,
+      ...target.packages.host,
+      ...(runtimes.includes('docker') ? [...target.packages.docker, 'cri-dockerd'] : []),
+      ...(ctx.ha ? target.packages.ha : []),
+    ].map((r) => (typeof r === 'string' ? { name: r } : r));
+    const closure = resolveClosure(index, roots, { excludePriorityRequired: true });
+    for (const record of closure.packages) addDeb(debs, record, arch);
+  }
+  const sortedDebs = [...debs.values()].sort((a, b) => (a.bundleName < b.bundleName ? -1 : a.bundleName > b.bundleName ? 1 : 0));
+  progress.succeed(`Resolved ${sortedDebs.length} packages for ${arches.join(', ')}`);
+
+  progress.step('Resolving images');
+  const kubeadm = sortedDebs.find((d) => d.record.name === 'kubeadm' && d.arch === hostDebArch());
+  const kubeadmDeb = kubeadm
+    ? (await fetcher.fetchToCache({ url: resolveUrl(mirrors, kubeadm.upstreamUrl), expected: { sha256: kubeadm.record.sha256, size: kubeadm.record.size }, label: 'kubeadm' })).path
+    : undefined;
+  const controlPlane = await controlPlaneImages(version, kubeadmDeb);
+  progress.info(`control-plane images from ${controlPlane.source}`);
+  const refs = uniqueRefs([...controlPlane.images, ...components.flannel.images, ...ctx.extraImages]);
+  const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
+  const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(refs.map((r) => { const host = parseReference(r).registry; return [host, registryEndpoint(mirrors, host)]; })) });
+  const images = await Promise.all(refs.map((ref) => client.pull(ref, platforms, { layers: false })));
+  progress.succeed(`Resolved ${images.length} images`);
+
+  progress.step('Fetching release files');
+  const manifestUrl = components.flannel.manifest;
+  const lockedManifest = ctx.lock?.artifacts.find((a) => a.kind === 'file' && a.url === manifestUrl);
+  const flannel = await fetcher.fetchToCache({ url: resolveUrl(mirrors, manifestUrl), expected: lockedManifest ? { sha256: lockedManifest.digest } : {}, label: 'kube-flannel.yml' });
+  progress.succeed();
+
+  return {
+    version,
+    target,
+    arches,
+    runtimes,
+    debs: sortedDebs,
+    images,
+    files: [{ path: manifestFile('kube-flannel.yml'), url: manifestUrl, cachePath: flannel.path, sha256: flannel.sha256, size: flannel.size }],
+    releaseDate: sourcesByArch.get(arches[0] as Arch)?.[0]?.release.date,
+  };
+}
+
+/** The exact Debian version of kubeadm/kubelet/kubectl for this Kubernetes release, as the index has it. */
+function exactKubePackageVersion(index: PackageIndex, version: KubeVersion, repo: RepoRef, mirrors: Mirrors): string {
+  const all = index.versionsOf('kubeadm').filter((r) => r.source === repo.label);
+  const matching = all.filter((r) => r.version.startsWith(`${version.plain}-`)).sort((a, b) => compareVersions(b.version, a.version));
+  const best = matching[0];
+  if (!best) {
+    const known = all.map((r) => r.version.replace(/-[^-]*$/, '')).filter((v, i, a) => a.indexOf(v) === i);
+    throw new UserError(
+      `Kubernetes ${version.tag} is not in ${resolveUrl(mirrors, repo.releaseDir)} (kubeadm there: ${known.join(', ') || 'none'})`,
+      'check the version: `bundle build` takes released versions only',
+    );
+  }
+  return best.version;
+}
+
+function noRepositoryFor(version: KubeVersion, err: unknown): unknown {
+  if (err instanceof UserError && /HTTP 404/.test(err.message)) {
+    return new UserError(`Kubernetes ${version.tag}: there is no package repository for ${version.minorTag} (${err.message})`, 'check the version; pkgs.k8s.io has one repository per released minor');
+  }
+  return err;
+}
+
+async function distributionKeys(target: TargetDef): Promise<openpgp.PublicKey[]> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(target.keyring);
+  } catch {
+    throw new UserError(`the archive keyring for ${target.name} is missing: ${target.keyring}`, target.os === 'ubuntu' ? 'install the ubuntu-keyring package on the build machine' : undefined);
+  }
+  const { readKeys } = await import('openpgp');
+  const keys = (await readKeys({ binaryKeys: bytes })).map((k) => k.toPublic());
+  if (!target.keyFingerprints) return keys;
+  const wanted = target.keyFingerprints.map((f) => f.replace(/\s+/g, '').toUpperCase());
+  const chosen = keys.filter((k) => wanted.includes(fingerprintOf(k)));
+  if (chosen.length === 0) throw new UserError(`${target.keyring} holds none of the ${target.name} archive keys (${wanted.join(', ')})`);
+  return chosen;
+}
+
+function distroRepos(target: TargetDef, arch: Arch): RepoRef[] {
+  return target.sources
+    .filter((s) => !s.arches || s.arches.includes(arch))
+    .flatMap((s) => s.suites.flatMap((suite) => s.components.map((component) => ({
+      label: `${suite}${s.components.length > 1 ? `/${component}` : ''}`,
+      releaseDir: `${s.url.replace(/\/$/, '')}/dists/${suite}/`,
+      baseUrl: s.url.replace(/\/$/, ''),
+      component,
+    }))));
+}
+
+/** cri-dockerd comes from its GitHub release, not an index: describe the downloaded deb as a one-package source. */
+async function criDockerdSources(ctx: ResolveContext, components: ReturnType<typeof loadComponents>, arches: Arch[]): Promise<Map<Arch, PackageSource>> {
+  const def = components['cri-dockerd'];
+  const sources = new Map<Arch, PackageSource>();
+  for (const arch of arches) {
+    if (!def.arches.includes(arch)) {
+      throw new UserError(`cri-dockerd ${def.version} publishes no ${arch} package, so the docker runtime cannot be carried for ${arch}`, `build ${arch} with --runtime containerd`);
+    }
+    const url = def.deb.replace('{asset}', ctx.target.criDockerdAsset).replace('{arch}', arch);
+    const locked = ctx.lock?.artifacts.find((a) => a.kind === 'deb' && a.name === 'cri-dockerd' && a.arch === arch);
+    const fetched = await ctx.fetcher.fetchToCache({ url: resolveUrl(ctx.mirrors, url), expected: locked ? { sha256: locked.digest.replace(/^sha256:/, '') } : {}, label: `cri-dockerd ${def.version}` });
+    const control = await readDebControl(fetched.path);
+    const stanza = formatStanza([...control, ['Filename', basename(url)], ['Size', String(fetched.size)], ['SHA256', fetched.sha256]]);
+    sources.set(arch, { label: `cri-dockerd ${def.version}`, baseUrl: dirname(url), packagesText: stanza, packagesUrl: url });
+  }
+  return sources;
+}
+
+function addDeb(debs: Map<string, Deb>, record: PackageRecord, arch: Arch): void {
+  const bundleName = basename(record.filename);
+  const existing = debs.get(bundleName);
+  if (existing) {
+    if (existing.record.sha256 !== record.sha256) {
+      throw new UserError(`two different packages are both named ${bundleName}: from ${existing.record.source} and ${record.source}`);
+    }
+    return;
+  }
+  debs.set(bundleName, { record, arch, bundleName, upstreamUrl: `${record.baseUrl}/${record.filename}` });
+}
+
+function lockOf(plan: Plan): LockFile {
+  const artifacts: LockedArtifact[] = [
+    ...plan.debs.map((d) => ({ kind: 'deb' as const, name: d.record.name, version: d.record.version, arch: d.record.architecture === 'all' ? 'all' : d.arch, url: d.upstreamUrl, digest: `sha256:${d.record.sha256}` })),
+    ...plan.images.map((i) => ({ kind: 'image' as const, name: i.reference, version: tagOf(i.reference), arch: 'all', url: `docker://${i.reference}`, digest: i.descriptor.digest })),
+    ...plan.files.map((f) => ({ kind: 'file' as const, name: basename(f.path), version: '-', arch: 'all', url: f.url, digest: `sha256:${f.sha256}` })),
+  ];
+  return { apiVersion: 'kube-bundle.dev/v1alpha1', kind: 'Lock', kubernetesVersion: plan.version.tag, target: plan.target.name, arches: plan.arches, runtimes: plan.runtimes, artifacts };
+}
+
+/** Every file of the bundle, and its bundle.yaml. */
+async function assemble(plan: Plan, images: PulledImage[], cache: BlobCache, signingKey: openpgp.PrivateKey | undefined, date: Date): Promise<{ entries: PackEntry[]; manifest: ManifestContent }> {
+  const repoPackages: RepoPackage[] = plan.debs.map((d) => ({
+    filename: d.bundleName,
+    control: parseControlStanza(d.record.stanza, d.upstreamUrl).filter(([name]) => !/^(filename|size|md5sum|sha1|sha256|sha512|description-md5)$/i.test(name)),
+    size: d.record.size,
+    sha256: d.record.sha256,
+  }));
+  const repoFiles = await renderFlatRepo(repoPackages, { origin: 'kube-bundle', label: 'kube-bundle', suite: 'stable', date, ...(signingKey ? { signingKey } : {}) }, PACKAGES_DIR);
+  const layout = buildLayout(images, cache);
+  const entries: PackEntry[] = [
+    ...plan.debs.map((d) => ({ path: packageFile(d.bundleName), source: { file: cache.blobPath(d.record.sha256) }, sha256: d.record.sha256 })),
+    ...repoFiles.map((f) => ({ path: `${PACKAGES_DIR}/${f.name}`, source: { bytes: f.bytes } })),
+    ...layout.map((e) => ({ path: `${IMAGES_DIR}/${e.path}`, source: e.source, ...('file' in e.source ? { sha256: basename(e.path) } : {}) })),
+    ...plan.files.map((f) => ({ path: f.path, source: { file: f.cachePath }, sha256: f.sha256 })),
+  ];
+  const packages: PackageComponent[] = plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, filename: packageFile(d.bundleName), size: d.record.size, sha256: d.record.sha256, url: d.upstreamUrl }));
+  const imageComponents: ImageComponent[] = images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: i.manifests.map(platformText), size: imageSize(i) }));
+  const files: FileComponent[] = plan.files.map((f) => ({ path: f.path, url: f.url, sha256: f.sha256, size: f.size, kind: 'manifest' }));
+  return {
+    entries,
+    manifest: { kubernetesVersion: plan.version.tag, target: plan.target.name, arches: plan.arches, runtimes: plan.runtimes, components: { packages, images: imageComponents, files } },
+  };
+}
+
+async function loadSigningKey(options: BuildOptions): Promise<openpgp.PrivateKey | undefined> {
+  if (options.keyFile && options.unsigned) throw new UserError('--key and --unsigned contradict each other', 'drop one of them');
+  if (!options.keyFile) {
+    if (options.unsigned) return undefined;
+    throw new UserError('no signing key: pass --key <file> (make one with `bundle keygen`), or --unsigned to build an unsigned bundle', 'install refuses an unsigned bundle unless told --allow-unsigned');
+  }
+  return readSecretKey(await readTextFile(options.keyFile, 'signing key'), options.keyFile, options.passphrase);
+}
+
+async function readTextFile(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+function readImagesFile(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read --images-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return text.split('\n').flatMap((line, i) => {
+    const ref = line.replace(/#.*/, '').trim();
+    if (!ref) return [];
+    try {
+      parseReference(ref);
+    } catch (err) {
+      throw new UserError(`${file}:${i + 1}: ${(err as Error).message}`);
+    }
+    return [ref];
+  });
+}
+
+function uniqueArches(list: string[]): Arch[] {
+  const arches = (list.length ? list : ['amd64']).map(parseArch);
+  return ARCHES.filter((a) => arches.includes(a));
+}
+
+function uniqueRefs(refs: string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const ref of refs) {
+    const normal = formatReference(parseReference(ref));
+    if (!seen.has(normal)) seen.set(normal, normal);
+  }
+  return [...seen.keys()];
+}
+
+function registryEndpoints(mirrors: Mirrors, images: PulledImage[]): Record<string, string> {
+  return Object.fromEntries(images.map((i) => {
+    const host = parseReference(i.reference).registry;
+    return [host, registryEndpoint(mirrors, host)];
+  }));
+}
+
+function tagOf(reference: string): string {
+  const ref = parseReference(reference);
+  return ref.tag ?? ref.digest ?? '';
+}
+
+function platformText(d: { platform?: { os: string; architecture: string; variant?: string } }): string {
+  const p = d.platform;
+  return p ? [p.os, p.architecture, p.variant].filter(Boolean).join('/') : 'unknown';
+}
+
+function imageSize(image: PulledImage): number {
+  return image.blobs.reduce((sum, b) => sum + b.size, 0);
+}
+
+/** SOURCE_DATE_EPOCH when given, else the Kubernetes repository's Release date: both fixed for fixed upstream content. */
+function sourceDateOf(epoch: string | undefined, releaseDate: Date | undefined): Date {
+  if (epoch !== undefined && epoch !== '') {
+    if (!/^\d+$/.test(epoch)) throw new UserError(`SOURCE_DATE_EPOCH must be whole seconds since 1970, not '${epoch}'`);
+    return new Date(Number(epoch) * 1000);
+  }
+  return releaseDate ?? new Date(0);
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  await writeFile(`${file}.partial`, text);
+  await rename(`${file}.partial`, file);
+}
+
