@@ -1,0 +1,54 @@
+/**
+ * The whole simulated upstream in one call: pkgs.k8s.io, registry.k8s.io / ghcr.io / docker.io, GitHub releases.
+ * `mirrorFlags` are the `--mirror` flags that point `bundle build` at it; the bundle keeps upstream names.
+ */
+import { mkdirSync } from 'node:fs';
+import { startK8sApt } from './apt.js';
+import { startGithub } from './github.js';
+import { startRegistries } from './registry.js';
+
+export interface Upstream {
+  pkgs: string;
+  github: string;
+  registries: Record<'registry.k8s.io' | 'ghcr.io' | 'docker.io', string>;
+  /** armored public key of the test key that signs the simulated pkgs.k8s.io */
+  k8sKeyFile: string;
+  mirrorFlags: string[];
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_WORK_DIR = '/var/tmp/kube-bundle-upstream';
+
+export async function startUpstream(opts: { host?: string; workDir?: string } = {}): Promise<Upstream> {
+  const host = opts.host ?? '127.0.0.1';
+  const workDir = opts.workDir ?? DEFAULT_WORK_DIR;
+  mkdirSync(workDir, { recursive: true });
+  const stops: (() => Promise<void>)[] = [];
+  try {
+    const apt = await startK8sApt({ host, workDir });
+    stops.push(apt.stop);
+    const github = await startGithub({ host, workDir });
+    stops.push(github.stop);
+    const reg = await startRegistries({ host, workDir });
+    stops.push(reg.stop);
+    return {
+      pkgs: apt.url,
+      github: github.url,
+      registries: reg.registries,
+      k8sKeyFile: apt.keyFile,
+      mirrorFlags: [
+        `https://pkgs.k8s.io=${apt.url}`,
+        `https://github.com=${github.url}`,
+        ...Object.entries(reg.registries).map(([name, url]) => `${name}=${url}`),
+      ],
+      stop: () => stopAll(stops),
+    };
+  } catch (err) {
+    await stopAll(stops);
+    throw err;
+  }
+}
+
+async function stopAll(stops: (() => Promise<void>)[]): Promise<void> {
+  await Promise.allSettled(stops.reverse().map((s) => s()));
+}

@@ -1,0 +1,83 @@
+# shellcheck shell=bash
+# The cluster's records, kept by the first control plane under /var/lib/kube-stub/cluster (the stub's etcd):
+#   cluster.env        settings (KEY=value): kubernetes_version api_endpoint control_plane_endpoint leader
+#                      cluster_dns cgroup_driver certificate_key_sha256 network_ready
+#   ca.crt             the CA that cluster-info hands to joining nodes
+#   tokens             bootstrap tokens, one per line
+#   images/<group>     images the nodes pull: control-plane, node (every kubelet), addons (applied workloads)
+#   nodes/<name>       one registered node (KEY=value)
+#   resources          applied objects: <namespace>/<resource>/<name><TAB><digest of the object>
+#   daemonsets         <namespace><TAB><name> of applied DaemonSets
+#   manifests/<n>.yaml what each `kubectl apply` sent
+# `kubeadm init` creates them; after that only the API handler (apiserver.sh) changes them, under a lock.
+
+cluster_get() { kv_get "$CLUSTER_DIR/cluster.env" "$1"; }
+cluster_set() { kv_set "$CLUSTER_DIR/cluster.env" "$1" "$2"; }
+
+# create_cluster API_ENDPOINT LEADER CLUSTER_DNS: the records of a new cluster from the loaded CFG_* settings.
+create_cluster() {
+  local api_endpoint=$1 leader=$2 cluster_dns=$3
+  rm -rf "$CLUSTER_DIR"
+  mkdir -p "$CLUSTER_DIR/nodes" "$CLUSTER_DIR/images" "$CLUSTER_DIR/manifests"
+  cp "$STUB_PKI/ca.crt" "$CLUSTER_DIR/ca.crt"
+  cat >"$CLUSTER_DIR/cluster.env" <<EOF
+kubernetes_version=$CFG_VERSION
+api_endpoint=$api_endpoint
+control_plane_endpoint=$CFG_CP_ENDPOINT
+leader=$leader
+pod_subnet=$CFG_POD_SUBNET
+service_subnet=$CFG_SERVICE_SUBNET
+cluster_dns=$cluster_dns
+cgroup_driver=$CFG_CGROUP_DRIVER
+certificate_key_sha256=
+network_ready=0
+EOF
+  printf '%s\n' "${CFG_TOKENS[@]}" >"$CLUSTER_DIR/tokens"
+  control_plane_images >"$CLUSTER_DIR/images/control-plane"
+  node_images >"$CLUSTER_DIR/images/node"
+  : >"$CLUSTER_DIR/images/addons"
+  : >"$CLUSTER_DIR/resources"
+  : >"$CLUSTER_DIR/daemonsets"
+}
+
+token_known() {
+  grep -qxF -- "$1" "$CLUSTER_DIR/tokens"
+}
+
+token_id_known() {
+  grep -q "^${1//./}\." "$CLUSTER_DIR/tokens"
+}
+
+# register_node NAME ROLE IP KUBELET_VERSION OS_IMAGE KERNEL RUNTIME IMAGES_OK
+register_node() {
+  cat >"$CLUSTER_DIR/nodes/$1" <<EOF
+name=$1
+role=$2
+ip=$3
+kubelet_version=$4
+os_image=$5
+kernel=$6
+runtime=$7
+images_ok=$8
+registered=$(date +%s)
+EOF
+}
+
+node_get() { kv_get "$CLUSTER_DIR/nodes/$1" "$2"; }
+
+# Ready once a pod network is applied (the CNI DaemonSet) and the node could pull what its pods need.
+node_status() {
+  if [[ $(cluster_get network_ready) == 1 && $(node_get "$1" images_ok) == 1 ]]; then
+    echo Ready
+  else
+    echo NotReady
+  fi
+}
+
+node_names() {
+  local file
+  for file in "$CLUSTER_DIR"/nodes/*; do
+    [[ -f $file ]] && printf '%s\n' "${file##*/}"
+  done
+  return 0
+}

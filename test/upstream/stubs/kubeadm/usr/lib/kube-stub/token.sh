@@ -1,0 +1,74 @@
+# shellcheck shell=bash
+# Commands that talk to a running cluster through /etc/kubernetes/admin.conf: `kubeadm token create`,
+# `kubeadm init phase upload-certs`; and `kubeadm certs certificate-key`.
+
+cmd_token() {
+  local sub=${1:-}
+  shift || true
+  case $sub in
+    create) token_create "$@" ;;
+    generate) random_token ;;
+    *) kubeadm_fail "the kube-stub kubeadm supports \"token create\" and \"token generate\" only, not \"token $sub\"" ;;
+  esac
+}
+
+token_create() {
+  local token="" ttl=24h print=0 certificate_key="" value name endpoint answer hash
+  while (($#)); do
+    name=${1%%=*}
+    case $name in
+      --print-join-command) print=1 SHIFT=1 ;;
+      --ttl) take ttl "$@" ;;
+      --certificate-key) take certificate_key "$@" ;;
+      --description | --usages | --groups | --kubeconfig | --v | -v) take value "$@" ;;
+      -*) kubeadm_fail "unknown flag: $name" ;;
+      *) token=$1 SHIFT=1 ;;
+    esac
+    shift "$SHIFT"
+  done
+  token=${token:-$(random_token)}
+  [[ $token =~ $TOKEN_FORMAT ]] || kubeadm_fail "the bootstrap token \"$token\" was not of the form \"[a-z0-9]{6}.[a-z0-9]{16}\""
+  endpoint=$(admin_endpoint)
+  answer=$(api_call "$endpoint" TOKEN-CREATE "$token" "$ttl") ||
+    kubeadm_fail "failed to create or update bootstrap token with name bootstrap-token-${token%%.*}: $answer"
+  if ((!print)); then
+    echo "$token"
+    return
+  fi
+  hash=$(ca_cert_hash "$ROOT$KUBE_DIR/pki/ca.crt") ||
+    kubeadm_fail "failed to load the CA certificate $KUBE_DIR/pki/ca.crt"
+  printf 'kubeadm join %s --token %s --discovery-token-ca-cert-hash %s %s\n' "$endpoint" "$token" "$hash" \
+    "${certificate_key:+--control-plane --certificate-key $certificate_key}"
+}
+
+# `kubeadm init phase ...`: only upload-certs, which re-uploads the control-plane certificates under a key.
+cmd_init_phase() {
+  local phase=${1:-} upload=0 key="" value name
+  shift || true
+  [[ $phase == upload-certs ]] || kubeadm_fail "the kube-stub kubeadm supports \"init phase upload-certs\" only, not \"$phase\""
+  while (($#)); do
+    name=${1%%=*}
+    case $name in
+      --upload-certs) upload=1 SHIFT=1 ;;
+      --certificate-key) take key "$@" ;;
+      --config | --kubeconfig | --v | -v) take value "$@" ;;
+      *) kubeadm_fail "unknown flag: $name" ;;
+    esac
+    shift "$SHIFT"
+  done
+  if ((!upload)); then
+    echo "[upload-certs] Skipping phase. Please see --upload-certs"
+    return
+  fi
+  key=${key:-$(random_hex64)}
+  [[ $key =~ $CERTIFICATE_KEY_FORMAT ]] ||
+    kubeadm_fail "--certificate-key: Invalid value: \"$key\": must be 64 lowercase hexadecimal characters (32 bytes)"
+  value=$(api_call "$(admin_endpoint)" UPLOAD-CERTS "$(sha256_of "$key")") ||
+    kubeadm_fail "error execution phase upload-certs: error uploading certs: $value"
+  print_uploaded_certs "$key"
+}
+
+cmd_certs() {
+  [[ ${1:-} == certificate-key ]] || kubeadm_fail "the kube-stub kubeadm supports \"certs certificate-key\" only"
+  random_hex64
+}
