@@ -3,12 +3,13 @@
  *
  *   <root>/blobs/sha256/<hex>   finished, verified content; the name IS the sha256 of the bytes
  *   <root>/tmp/<id>.partial     a download in progress (or cut short); never read as content
+ *   <root>/urls/<sha256(url)>   the digest a versioned release asset had when first fetched (see assetDigest)
  *
  * Only `commit` moves a file into blobs/, by an atomic rename after the caller verified it, so a killed
  * process leaves at most a partial behind and never a corrupt cache entry.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const SHA256_HEX = /^[a-f0-9]{64}$/;
@@ -75,6 +76,32 @@ export class BlobCache {
       throw err;
     }
     return hex;
+  }
+
+  /**
+   * The digest recorded for a release asset URL (a versioned GitHub download such as kube-flannel.yml of
+   * v0.26.5, whose content is fixed once released), if it is still in the cache. Lets a warm build skip it.
+   */
+  async assetDigest(url: string): Promise<string | undefined> {
+    let hex: string;
+    try {
+      hex = (await readFile(this.urlEntry(url), 'utf8')).trim();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return SHA256_HEX.test(hex) && (await this.sizeOf(hex)) !== undefined ? hex : undefined;
+  }
+
+  async recordAssetDigest(url: string, sha256Hex: string): Promise<void> {
+    await mkdir(path.dirname(this.urlEntry(url)), { recursive: true });
+    const tmp = await this.partialPath();
+    await writeFile(tmp, checkHex(sha256Hex) + '\n');
+    await rename(tmp, this.urlEntry(url));
+  }
+
+  private urlEntry(url: string): string {
+    return path.join(this.root, 'urls', createHash('sha256').update(url).digest('hex'));
   }
 
   /** Drop a blob whose size proved wrong, so it is fetched again. */

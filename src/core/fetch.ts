@@ -77,7 +77,10 @@ export interface FetchResult {
 }
 
 export interface FetchStats {
+  /** content bytes that came over the network (packages, blobs, manifests, files) */
   bytesFetched: number;
+  /** bytes of documents that are read fresh on every build to learn what is current (InRelease, Release.key) */
+  metadataBytesFetched: number;
   bytesFromCache: number;
   itemsFetched: number;
   itemsFromCache: number;
@@ -231,7 +234,7 @@ export class Fetcher {
   private readonly limiter: Limiter;
   private readonly onProgress: ((event: ProgressEvent) => void) | undefined;
   private readonly inFlight = new Map<string, Promise<FetchResult>>();
-  private readonly counters: FetchStats = { bytesFetched: 0, bytesFromCache: 0, itemsFetched: 0, itemsFromCache: 0 };
+  private readonly counters: FetchStats = { bytesFetched: 0, metadataBytesFetched: 0, bytesFromCache: 0, itemsFetched: 0, itemsFromCache: 0 };
   private aggregate = { done: 0, total: 0 };
 
   constructor(options: FetcherOptions) {
@@ -255,6 +258,13 @@ export class Fetcher {
   async readSmall(res: HttpResponse, limit: number): Promise<Buffer> {
     const body = await readSmallBody(res, limit);
     this.counters.bytesFetched += body.length;
+    return body;
+  }
+
+  /** readSmallBody for a document that is always fetched fresh (InRelease): counted apart from content. */
+  async readMetadata(res: HttpResponse, limit: number): Promise<Buffer> {
+    const body = await readSmallBody(res, limit);
+    this.counters.metadataBytesFetched += body.length;
     return body;
   }
 

@@ -44,7 +44,7 @@ export async function getSmall(fetcher: Fetcher, mirrors: Mirrors, upstreamUrl: 
       if (isTransientStatus(res.status)) throw new TransientError(`HTTP ${res.status} from ${url}`);
       throw new UserError(`${what}: HTTP ${res.status} from ${url}`, res.status === 401 || res.status === 403 ? 'the server wants credentials; kube-bundle fetches anonymously' : undefined);
     }
-    return fetcher.readSmall(res, MAX_SMALL);
+    return fetcher.readMetadata(res, MAX_SMALL);
   });
 }
 

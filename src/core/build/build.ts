@@ -23,7 +23,7 @@ import { parseControlStanza, readDebControl } from '../apt/debfile.js';
 import { formatStanza, renderFlatRepo, type RepoPackage } from '../apt/flatrepo.js';
 import { compareVersions } from '../apt/version.js';
 import { BlobCache } from '../cache.js';
-import { Fetcher, type FetchStats } from '../fetch.js';
+import { Fetcher, type FetchResult, type FetchStats } from '../fetch.js';
 import { ARCHES, loadComponents, loadTarget, parseArch, parseRuntimes, type Arch, type Runtime, type TargetDef } from '../definitions.js';
 import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
 import { parseMirrors, registryEndpoint, resolveUrl, type Mirrors } from '../mirror.js';
@@ -244,7 +244,7 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   progress.step('Fetching release files');
   const manifestUrl = components.flannel.manifest;
   const lockedManifest = ctx.lock?.artifacts.find((a) => a.kind === 'file' && a.url === manifestUrl);
-  const flannel = await fetcher.fetchToCache({ url: resolveUrl(mirrors, manifestUrl), expected: lockedManifest ? { sha256: lockedManifest.digest } : {}, label: 'kube-flannel.yml' });
+  const flannel = await fetchReleaseAsset(fetcher, mirrors, manifestUrl, lockedManifest?.digest, 'kube-flannel.yml');
   progress.succeed();
 
   return {
@@ -318,12 +318,23 @@ async function criDockerdSources(ctx: ResolveContext, components: ReturnType<typ
     }
     const url = def.deb.replace('{asset}', ctx.target.criDockerdAsset).replace('{arch}', arch);
     const locked = ctx.lock?.artifacts.find((a) => a.kind === 'deb' && a.name === 'cri-dockerd' && a.arch === arch);
-    const fetched = await ctx.fetcher.fetchToCache({ url: resolveUrl(ctx.mirrors, url), expected: locked ? { sha256: locked.digest.replace(/^sha256:/, '') } : {}, label: `cri-dockerd ${def.version}` });
+    const fetched = await fetchReleaseAsset(ctx.fetcher, ctx.mirrors, url, locked?.digest, `cri-dockerd ${def.version}`);
     const control = await readDebControl(fetched.path);
     const stanza = formatStanza([...control, ['Filename', basename(url)], ['Size', String(fetched.size)], ['SHA256', fetched.sha256]]);
     sources.set(arch, { label: `cri-dockerd ${def.version}`, baseUrl: dirname(url), packagesText: stanza, packagesUrl: url });
   }
   return sources;
+}
+
+/**
+ * A versioned release asset (GitHub download) has no index to give its digest: the lock file pins it when given;
+ * otherwise the digest it had when first fetched is reused from the cache, so a warm build fetches nothing.
+ */
+async function fetchReleaseAsset(fetcher: Fetcher, mirrors: Mirrors, url: string, lockedDigest: string | undefined, label: string): Promise<FetchResult> {
+  const known = lockedDigest?.replace(/^sha256:/, '') ?? (await fetcher.cache.assetDigest(url));
+  const fetched = await fetcher.fetchToCache({ url: resolveUrl(mirrors, url), expected: known ? { sha256: known } : {}, label: `${label} (${url})` });
+  if (!known) await fetcher.cache.recordAssetDigest(url, fetched.sha256);
+  return fetched;
 }
 
 function addDeb(debs: Map<string, Deb>, record: PackageRecord, arch: Arch): void {

@@ -21,7 +21,7 @@ export function formatBuildResult(r: BuildResult): string {
       table([['REFERENCE', 'PLATFORMS', 'SIZE', 'DIGEST'], ...r.images.map((i) => [i.ref, i.platforms.join(','), formatBytes(i.size), i.digest])]),
       `\nFiles (${r.files.length}, ${formatBytes(fileBytes)}):\n`,
       table([['PATH', 'SIZE', 'URL'], ...r.files.map((f) => [f.path, formatBytes(f.size), f.url])]),
-      `\nDry run: nothing was downloaded but package indexes, image manifests and release files (${formatBytes(r.fetch.bytesFetched)}).\n`,
+      `\nDry run: nothing was downloaded but package indexes, image manifests and release files (${formatBytes(r.fetch.bytesFetched + r.fetch.metadataBytesFetched)}).\n`,
     ].join('');
   }
   return [
@@ -29,6 +29,6 @@ export function formatBuildResult(r: BuildResult): string {
     `Wrote ${r.output} (${formatBytes(r.size ?? 0)}, sha256 ${r.sha256})\n`,
     `  ${r.packages.length} packages, ${r.images.length} images, ${r.files.length} files; ${r.signer ? `signed by ${r.signer}` : 'UNSIGNED'}\n`,
     `  lock file: ${r.lockFile}\n`,
-    `  downloaded ${formatBytes(r.fetch.bytesFetched)}, from cache ${formatBytes(r.fetch.bytesFromCache)}, in ${r.seconds.toFixed(1)}s\n`,
+    `  downloaded ${formatBytes(r.fetch.bytesFetched)} (+ ${formatBytes(r.fetch.metadataBytesFetched)} of signed indexes), from cache ${formatBytes(r.fetch.bytesFromCache)}, in ${r.seconds.toFixed(1)}s\n`,
   ].join('');
 }
