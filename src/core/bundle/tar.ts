@@ -1,14 +1,21 @@
 /**
- * The small piece of the POSIX tar format (ustar + pax 'x' records) that bundles use (plus reading GNU tar's
- * long names, so that a bundle re-packed with plain `tar cf` still reads), written and read here
- * rather than through a general tar library so that both directions are fully under our control:
+ * The tar format as bundles use it, on tar@7's building blocks: `Header` encodes and decodes the ustar header
+ * blocks (octal and base-256 numbers, the name/prefix split, the checksum), `Pax` writes and parses the pax
+ * records that carry what ustar cannot (long or non-ASCII paths, sizes of 8 GiB and more).
  *
- * - writing: no atime/ctime, no pid-dependent names, no host-dependent owner: the same entry gives the same bytes;
- * - reading: one pass with large reads, strict checks (exact header checksum form, zero padding, clean end),
- *   so that a change to any single byte of a bundle is noticed and blamed on the member it touches.
+ * What is left here is what tar@7 does not offer:
+ * - writing members that come from cache files under other names and from memory, in a fixed order, with fixed
+ *   owner, time and modes, hashing every byte on the way out (tar's `Pack` takes files from disk with their own
+ *   metadata, or entries of another archive): the caller writes `encodeHeader()`, the body, `paddingFor()` and
+ *   `endOfArchive()` itself;
+ * - reading for verification: tar's `Parser` cannot be used, because it gives no byte positions, drops the bytes a
+ *   strict reader must look at (the padding after a body, the checksum field's terminators, anything after the
+ *   end-of-archive marker) and skips a corrupt header to go on reading the next block as a header, so a change to
+ *   one byte could go unnoticed or be blamed on the wrong member. The walk over the blocks is therefore ours;
+ *   every header in it is decoded by tar's `Header` and `Pax`.
  */
-import type { FileHandle } from 'node:fs/promises';
-import { open } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { Header, Pax, type HeaderData } from 'tar';
 
 export const BLOCK = 512;
 
@@ -23,35 +30,36 @@ export interface HeaderFields {
   mtime: Date;
 }
 
-const USTAR_MAGIC = Buffer.from('ustar\x0000', 'latin1');
-const GNU_MAGIC = Buffer.from('ustar  \x00', 'latin1');
+/** Every member is root:root: the packing user must not show up in the bytes. */
 const OWNER = 'root';
-const MAX_OCTAL_SIZE = 8 ** 11 - 1;
 /** pax records (or a GNU long name) for one entry are a path and a size: anything bigger is not a bundle's. */
 const MAX_EXTENDED_HEADER = 64 * 1024;
-
-/** Field offsets and widths of the ustar header. */
-const F = {
-  name: [0, 100], mode: [100, 8], uid: [108, 8], gid: [116, 8], size: [124, 12], mtime: [136, 12], chksum: [148, 8],
-  typeflag: [156, 1], magic: [257, 8], uname: [265, 32], gname: [297, 32], devmajor: [329, 8], devminor: [337, 8], prefix: [345, 155],
-} as const satisfies Record<string, readonly [number, number]>;
+const CHECKSUM_FIELD = [148, 156] as const;
+const TYPEFLAG_OFFSET = 156;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Writing
 
-/** The header block(s) for one entry: a pax 'x' header first when the path or size does not fit ustar. */
+/**
+ * The header block(s) for one entry: a pax header first when the path or size does not fit ustar. Only the
+ * given fields are set (no atime/ctime, no pid- or host-dependent names), so the same entry gives the same bytes.
+ */
 export function encodeHeader(fields: HeaderFields): Buffer {
-  const name = fields.type === 'directory' ? `${fields.path}/` : fields.path;
-  const records: string[] = [];
-  const nameFits = Buffer.byteLength(name) <= 100 && /^[\x20-\x7e]*$/.test(name);
-  if (!nameFits) records.push(paxRecord('path', name));
-  if (fields.size > MAX_OCTAL_SIZE) records.push(paxRecord('size', String(fields.size)));
-  const main = ustarBlock({ ...fields, name: nameFits ? name : truncateUtf8(name, 100), size: Math.min(fields.size, MAX_OCTAL_SIZE) }, fields.type === 'directory' ? '5' : '0');
-  if (records.length === 0) return main;
-  const data = Buffer.from(records.join(''), 'utf8');
-  const paxName = `PaxHeader/${truncateUtf8(name.replace(/\/$/, '').split('/').pop() ?? '', 90)}`;
-  const paxHeader = ustarBlock({ name: paxName, size: data.length, mode: 0o644, mtime: fields.mtime }, 'x');
-  return Buffer.concat([paxHeader, data, Buffer.alloc(paddingFor(data.length)), main]);
+  const path = fields.type === 'directory' ? `${fields.path}/` : fields.path;
+  const header = new Header({
+    path,
+    type: fields.type === 'directory' ? 'Directory' : 'File',
+    size: fields.size,
+    mode: fields.mode,
+    mtime: fields.mtime,
+    uid: 0,
+    gid: 0,
+    uname: OWNER,
+    gname: OWNER,
+  });
+  const block = Buffer.alloc(BLOCK);
+  const needsPax = header.encode(block);
+  return needsPax ? Buffer.concat([new Pax({ path, size: fields.size }).encode(), block]) : block;
 }
 
 /** Two zero blocks close the archive. */
@@ -63,55 +71,6 @@ export function paddingFor(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
-function ustarBlock(h: { name: string; size: number; mode: number; mtime: Date }, typeflag: string): Buffer {
-  const block = Buffer.alloc(BLOCK);
-  block.write(h.name, F.name[0], F.name[1], 'utf8');
-  writeOctal(block, F.mode, h.mode);
-  writeOctal(block, F.uid, 0);
-  writeOctal(block, F.gid, 0);
-  writeOctal(block, F.size, h.size);
-  writeOctal(block, F.mtime, Math.floor(h.mtime.getTime() / 1000));
-  block.write(typeflag, F.typeflag[0], 'latin1');
-  USTAR_MAGIC.copy(block, F.magic[0]);
-  block.write(OWNER, F.uname[0], 'latin1');
-  block.write(OWNER, F.gname[0], 'latin1');
-  writeOctal(block, F.devmajor, 0);
-  writeOctal(block, F.devminor, 0);
-  checksumField(block).copy(block, F.chksum[0]);
-  return block;
-}
-
-function writeOctal(block: Buffer, [offset, width]: readonly [number, number], value: number): void {
-  block.write(value.toString(8).padStart(width - 1, '0') + '\0', offset, width, 'latin1');
-}
-
-/** The checksum field exactly as written: six octal digits, NUL, space (as GNU tar writes it too). */
-function checksumField(block: Buffer): Buffer {
-  let sum = 8 * 0x20; // the field itself counts as spaces
-  for (let i = 0; i < BLOCK; i++) {
-    if (i < F.chksum[0] || i >= F.chksum[0] + F.chksum[1]) sum += block[i]!;
-  }
-  return Buffer.from(`${sum.toString(8).padStart(6, '0')}\0 `, 'latin1');
-}
-
-/** One pax record, "<length> <key>=<value>\n", where <length> counts the whole record including itself. */
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  const bodyLength = Buffer.byteLength(body);
-  let length = bodyLength + 1;
-  while (String(length).length + bodyLength !== length) length = String(length).length + bodyLength;
-  return `${length}${body}`;
-}
-
-function truncateUtf8(text: string, maxBytes: number): string {
-  let out = '';
-  for (const ch of text) {
-    if (Buffer.byteLength(out + ch) > maxBytes) break;
-    out += ch;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Reading
 
@@ -121,10 +80,11 @@ export interface TarEntry {
   /** 'file' and 'directory' are the only kinds a bundle may hold; anything else is reported by its typeflag */
   type: EntryType | 'other';
   typeflag: string;
+  /** 0 for a directory: tar@7, like GNU tar, reads the block after a directory header as the next header */
   size: number;
   /** file offset of the entry's first header block (its pax header when it has one) */
   offset: number;
-  /** The body in chunks. A chunk is only valid until the next one is asked for: hash it, copy it, or drop it. */
+  /** The body in chunks, read as they are asked for. */
   chunks(): AsyncIterable<Buffer>;
   /** The whole body, for small members; refuses bodies larger than `limit`. */
   readAll(limit: number): Promise<Buffer>;
@@ -145,41 +105,27 @@ export type TarItem = { kind: 'entry'; entry: TarEntry } | { kind: 'defect'; def
  * (unread bodies are skipped). Defects come as items too, so a caller can report every one of them.
  */
 export async function* readTar(file: string, chunkSize = 4 << 20): AsyncGenerator<TarItem, void, undefined> {
-  const handle = await open(file, 'r');
-  const reader = new ChunkReader(handle, chunkSize);
+  const input = new Input(file, chunkSize);
   try {
-    // Extended headers ('x' pax records, 'L' GNU long name) describe the header that follows them.
-    let pax = new Map<string, string>();
-    let longName: string | null = null;
+    // What extended headers ('x' pax records, 'L' GNU long name) say about the header that follows them.
+    let extended: HeaderData | undefined;
     let extendedOffset: number | null = null;
     for (;;) {
-      const offset = reader.offset;
-      const block = await reader.exact(BLOCK);
+      const offset = input.offset;
+      const block = await input.exact(BLOCK);
       if (!block) return yield defect(null, offset, 'the archive ends without an end-of-archive marker (truncated?)', true);
-      if (isZero(block)) return yield* readTrailer(reader, offset);
-      const header = decodeHeader(block);
-      if (typeof header === 'string') return yield defect(null, offset, `${header}; its name field reads ${JSON.stringify(nameOf(block))}`, true);
-      if (header.typeflag === 'x' || header.typeflag === 'L') {
-        const data = await readExtended(reader, header.size);
-        if (typeof data === 'string') return yield defect(header.name, offset, data, true);
-        if (header.typeflag === 'L') {
-          longName = cString(data);
-        } else {
-          const records = parsePaxRecords(data);
-          if (typeof records === 'string') return yield defect(header.name, offset, records, true);
-          pax = records;
-        }
+      if (isZero(block)) return yield* readTrailer(input, offset);
+      const header = decodeHeader(block, extended);
+      if (typeof header === 'string') return yield defect(extended?.path ?? null, offset, header, true);
+      if (header.type === 'ExtendedHeader' || header.type === 'NextFileHasLongPath') {
+        const data = await readExtended(input, header.size);
+        if (typeof data === 'string') return yield defect(header.path, offset, data, true);
+        extended = header.type === 'ExtendedHeader' ? Pax.parse(data.toString('utf8'), extended) : { ...extended, path: cString(data) };
         extendedOffset ??= offset;
         continue;
       }
-      const entry = new Entry(reader, {
-        path: pax.get('path') ?? longName ?? header.name,
-        typeflag: header.typeflag,
-        size: pax.has('size') ? Number(pax.get('size')) : header.size,
-        offset: extendedOffset ?? offset,
-      });
-      pax = new Map();
-      longName = null;
+      const entry = new Entry(input, header, extendedOffset ?? offset);
+      extended = undefined;
       extendedOffset = null;
       yield { kind: 'entry', entry };
       const problem = await entry.finish();
@@ -189,8 +135,7 @@ export async function* readTar(file: string, chunkSize = 4 << 20): AsyncGenerato
       }
     }
   } finally {
-    await reader.settle();
-    await handle.close();
+    await input.close();
   }
 }
 
@@ -198,27 +143,62 @@ function defect(path: string | null, offset: number, detail: string, fatal: bool
   return { kind: 'defect', defect: { path, offset, detail, fatal } };
 }
 
+/** One header block as tar's `Header` decodes it, merged with the extended headers before it. */
+interface DecodedHeader {
+  path: string;
+  type: Header['type'];
+  /** the typeflag byte: `Header` calls every unknown one 'Unsupported', a report had better name it */
+  typeflag: string;
+  size: number;
+}
+
+/** The header, or why the block is not a header we accept. */
+function decodeHeader(block: Buffer, extended: HeaderData | undefined): DecodedHeader | string {
+  let header: Header;
+  try {
+    header = new Header(block, 0, extended);
+  } catch (err) {
+    return `unreadable header: ${(err as Error).message}`;
+  }
+  // `Header` puts the ustar prefix in front of a pax path too (tar's own ReadEntry takes the pax path again).
+  const path = extended?.path ?? header.path ?? '';
+  const named = `; the header names ${JSON.stringify(path)}`;
+  if (!hasValidChecksum(block, header)) return `header checksum mismatch (corrupt header)${named}`;
+  if (header.size === undefined) return `unreadable size field${named}`;
+  return { path, type: header.type, typeflag: String.fromCharCode(block[TYPEFLAG_OFFSET]!), size: header.size };
+}
+
+/**
+ * tar's `Header` checks the checksum's value but reads it only up to the first non-octal byte, so the two bytes
+ * after the six digits would be covered by nothing: we accept only the forms tar@7 ("%06o SP NUL") and GNU tar
+ * ("%06o NUL SP") write.
+ */
+function hasValidChecksum(block: Buffer, header: Header): boolean {
+  if (!header.cksumValid || header.cksum === undefined) return false;
+  const digits = header.cksum.toString(8).padStart(6, '0');
+  const field = block.toString('latin1', ...CHECKSUM_FIELD);
+  return field === `${digits} \0` || field === `${digits}\0 `;
+}
+
 class Entry implements TarEntry {
   readonly path: string;
   readonly type: EntryType | 'other';
   readonly typeflag: string;
   readonly size: number;
-  readonly offset: number;
   private remaining: number;
   private truncated = false;
 
-  constructor(private readonly reader: ChunkReader, h: { path: string; typeflag: string; size: number; offset: number }) {
-    this.type = h.typeflag === '0' || h.typeflag === '\0' ? 'file' : h.typeflag === '5' ? 'directory' : 'other';
-    this.path = this.type === 'directory' && h.path.endsWith('/') ? h.path.slice(0, -1) : h.path;
-    this.typeflag = h.typeflag;
-    this.size = h.size;
-    this.offset = h.offset;
-    this.remaining = h.size;
+  constructor(private readonly input: Input, header: DecodedHeader, readonly offset: number) {
+    this.type = header.type === 'File' || header.type === 'OldFile' ? 'file' : header.type === 'Directory' ? 'directory' : 'other';
+    this.path = this.type === 'directory' && header.path.endsWith('/') ? header.path.slice(0, -1) : header.path;
+    this.typeflag = header.typeflag;
+    this.size = header.size;
+    this.remaining = header.size;
   }
 
   async *chunks(): AsyncIterable<Buffer> {
     while (this.remaining > 0) {
-      const chunk = await this.reader.next(this.remaining);
+      const chunk = await this.input.next(this.remaining);
       if (!chunk) {
         this.truncated = true;
         return;
@@ -231,7 +211,7 @@ class Entry implements TarEntry {
   async readAll(limit: number): Promise<Buffer> {
     if (this.size > limit) throw new Error(`${this.path} is ${this.size} bytes, more than the ${limit} expected`);
     const parts: Buffer[] = [];
-    for await (const chunk of this.chunks()) parts.push(Buffer.from(chunk));
+    for await (const chunk of this.chunks()) parts.push(chunk);
     return Buffer.concat(parts);
   }
 
@@ -240,89 +220,37 @@ class Entry implements TarEntry {
     const rest = this.chunks()[Symbol.asyncIterator]();
     while (!(await rest.next()).done);
     if (this.truncated) return { detail: 'the archive ends inside this member (truncated?)', fatal: true };
-    const padding = await this.reader.exact(paddingFor(this.size));
+    const padding = await this.input.exact(paddingFor(this.size));
     if (!padding) return { detail: 'the archive ends inside this member\'s padding (truncated?)', fatal: true };
     return isZero(padding) ? null : { detail: 'non-zero bytes in the padding after this member', fatal: false };
   }
 }
 
 /** After the first zero block: a second one, and nothing but zeros up to the end of the file. */
-async function* readTrailer(reader: ChunkReader, offset: number): AsyncGenerator<TarItem, void, undefined> {
-  const second = await reader.exact(BLOCK);
+async function* readTrailer(input: Input, offset: number): AsyncGenerator<TarItem, void, undefined> {
+  const second = await input.exact(BLOCK);
   if (!second) return yield defect(null, offset, 'the end-of-archive marker is one zero block instead of two (truncated?)', false);
   let chunk: Buffer | null = second;
   while (chunk) {
     if (!isZero(chunk)) return yield defect(null, offset, 'non-zero bytes after the end-of-archive marker', false);
-    chunk = await reader.next(Number.MAX_SAFE_INTEGER);
+    chunk = await input.next(Number.MAX_SAFE_INTEGER);
   }
 }
 
-interface Header {
-  name: string;
-  typeflag: string;
-  size: number;
-}
-
-/** The fields we need, or why the block is not a header we accept. */
-function decodeHeader(block: Buffer): Header | string {
-  if (!checksumField(block).equals(slice(block, F.chksum))) return 'header checksum mismatch (corrupt header)';
-  const magic = slice(block, F.magic);
-  const ustar = magic.equals(USTAR_MAGIC);
-  if (!ustar && !magic.equals(GNU_MAGIC)) return 'not a POSIX tar header';
-  const size = parseOctal(slice(block, F.size));
-  if (size === null) return 'unreadable size field';
-  const prefix = ustar ? cString(slice(block, F.prefix)) : '';
-  const name = nameOf(block);
-  return { name: prefix ? `${prefix}/${name}` : name, typeflag: String.fromCharCode(block[F.typeflag[0]]!), size };
-}
-
-function nameOf(block: Buffer): string {
-  return cString(slice(block, F.name));
-}
-
 /** The body of an extended header, or why it cannot be used. */
-async function readExtended(reader: ChunkReader, size: number): Promise<Buffer | string> {
+async function readExtended(input: Input, size: number): Promise<Buffer | string> {
   if (size > MAX_EXTENDED_HEADER) return `extended header of ${size} bytes is larger than ${MAX_EXTENDED_HEADER}`;
-  const data = await reader.exact(size);
-  const padding = await reader.exact(paddingFor(size));
+  const data = await input.exact(size);
+  const padding = await input.exact(paddingFor(size));
   if (!data || !padding) return 'the archive ends inside an extended header (truncated?)';
   if (!isZero(padding)) return 'non-zero bytes in the padding after an extended header';
   return data;
 }
 
-function parsePaxRecords(data: Buffer): Map<string, string> | string {
-  const records = new Map<string, string>();
-  let at = 0;
-  while (at < data.length) {
-    const malformed = `malformed pax record at byte ${at} of the pax header`;
-    const space = data.indexOf(0x20, at);
-    const lengthText = data.subarray(at, space < 0 ? at : space).toString('latin1');
-    const length = Number(lengthText);
-    if (!/^[1-9][0-9]*$/.test(lengthText) || at + length > data.length || data[at + length - 1] !== 0x0a) return malformed;
-    const record = data.subarray(space + 1, at + length - 1).toString('utf8');
-    const eq = record.indexOf('=');
-    if (eq <= 0) return malformed;
-    records.set(record.slice(0, eq), record.slice(eq + 1));
-    at += length;
-  }
-  const size = records.get('size');
-  if (size !== undefined && !/^[0-9]+$/.test(size)) return `pax size '${size}' is not a number`;
-  return records;
-}
-
-function slice(block: Buffer, [offset, width]: readonly [number, number]): Buffer {
-  return block.subarray(offset, offset + width);
-}
-
-function cString(field: Buffer): string {
-  const end = field.indexOf(0);
-  return field.subarray(0, end < 0 ? field.length : end).toString('utf8');
-}
-
-/** Octal digits, optionally surrounded by spaces and ended by NUL/space; base-256 sizes are not used by us. */
-function parseOctal(field: Buffer): number | null {
-  const text = field.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
-  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : null;
+/** Text up to the first NUL, as a GNU long name or a header's name field holds it. */
+function cString(bytes: Buffer): string {
+  const end = bytes.indexOf(0);
+  return bytes.subarray(0, end < 0 ? bytes.length : end).toString('utf8');
 }
 
 function isZero(bytes: Buffer): boolean {
@@ -331,29 +259,28 @@ function isZero(bytes: Buffer): boolean {
 }
 
 /**
- * Sequential reads with two buffers: while the caller works on one (hashing), the next read fills the other,
- * so disk and CPU overlap. Each returned view is only valid until the next call.
+ * The file as a sequence of byte ranges of any size asked for. Node's read stream reads the next chunk while
+ * the caller works on (hashes) the current one, so disk and CPU overlap.
  */
-class ChunkReader {
-  private readonly buffers: [Buffer, Buffer];
-  private spare = 0;
+class Input {
+  private readonly reads: AsyncIterator<Buffer>;
   private current: Buffer = Buffer.alloc(0);
-  private position = 0;
-  private readAhead: Promise<Buffer> | null = null;
-  private filePosition = 0;
   /** file offset of the next byte handed out */
   offset = 0;
 
-  constructor(private readonly handle: FileHandle, chunkSize: number) {
-    this.buffers = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
+  constructor(file: string, chunkSize: number) {
+    this.reads = createReadStream(file, { highWaterMark: chunkSize })[Symbol.asyncIterator]();
   }
 
   /** Up to `max` bytes (at least one), or null at end of file. */
   async next(max: number): Promise<Buffer | null> {
-    if (this.position === this.current.length && !(await this.refill())) return null;
-    const end = Math.min(this.current.length, this.position + max);
-    const view = this.current.subarray(this.position, end);
-    this.position = end;
+    while (this.current.length === 0) {
+      const read = await this.reads.next();
+      if (read.done) return null;
+      this.current = read.value;
+    }
+    const view = this.current.subarray(0, max);
+    this.current = this.current.subarray(view.length);
     this.offset += view.length;
     return view;
   }
@@ -373,26 +300,8 @@ class ChunkReader {
     return out;
   }
 
-  /** Wait for a read still in flight, so the file can be closed under no one. */
-  async settle(): Promise<void> {
-    await this.readAhead?.catch(() => undefined);
-  }
-
-  private async refill(): Promise<boolean> {
-    this.current = await (this.readAhead ?? this.readInto(this.buffers[this.spare]!));
-    this.position = 0;
-    if (this.current.length === 0) return false;
-    // The buffer just handed over is `current`; the other one is free again: start filling it.
-    this.spare ^= 1;
-    this.readAhead = this.readInto(this.buffers[this.spare]!);
-    // A failed read-ahead is reported when it is awaited; until then it must not count as unhandled.
-    this.readAhead.catch(() => undefined);
-    return true;
-  }
-
-  private async readInto(buffer: Buffer): Promise<Buffer> {
-    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.filePosition);
-    this.filePosition += bytesRead;
-    return buffer.subarray(0, bytesRead);
+  /** Stop reading and close the file, also when the walk ends early. */
+  async close(): Promise<void> {
+    await this.reads.return?.();
   }
 }

@@ -156,7 +156,6 @@ class Verification {
     if (reason) return this.problem(entry.path, 'bad-entry', `refusing path: ${reason}`);
     if (entry.type === 'other') return this.problem(entry.path, 'bad-entry', `not a regular file or directory (tar type '${printable(entry.typeflag)}'); refusing links and devices`);
     if (this.seen.has(entry.path)) return this.problem(entry.path, 'bad-entry', 'appears more than once (tar would extract the last copy)');
-    if (entry.type === 'directory' && entry.size !== 0) return this.problem(entry.path, 'bad-entry', 'directory entry with content');
     return true;
   }
 
