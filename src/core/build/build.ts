@@ -12,8 +12,9 @@
  *   6. download (or, with --dry-run, print the list and stop), then pack and sign
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
-import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { UserError } from '../../util/errors.js';
 import type { Progress } from '../../util/progress.js';
@@ -34,7 +35,9 @@ import { parseReference, formatReference } from '../oci/reference.js';
 import { readPublicKey, readSecretKey, fingerprintOf } from '../pgp.js';
 import { packBundle, type PackEntry } from '../bundle/pack.js';
 import type { FileComponent, ImageComponent, ManifestContent, PackageComponent } from '../bundle/manifest.js';
-import { IMAGES_DIR, manifestFile, packageFile, PACKAGES_DIR } from '../bundle/paths.js';
+import { IMAGES_DIR, installerFile, manifestFile, packageFile, PACKAGES_DIR } from '../bundle/paths.js';
+import { packageRoot } from '../../util/package-root.js';
+import { seedPlan } from './seed-plan.js';
 import { getSmall, kubernetesRepoKeys, loadSource, type LoadedSource, type RepoRef } from './apt-sources.js';
 import { controlPlaneImages, hostDebArch } from './control-plane-images.js';
 import { assertMatchesLock, readLock, renderLock, type LockedArtifact, type LockFile } from './lockfile.js';
@@ -376,11 +379,26 @@ async function assemble(plan: Plan, images: PulledImage[], cache: BlobCache, sig
   ];
   const packages: PackageComponent[] = plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, filename: packageFile(d.bundleName), size: d.record.size, sha256: d.record.sha256, url: d.upstreamUrl }));
   const imageComponents: ImageComponent[] = images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: i.manifests.map(platformText), size: imageSize(i) }));
-  const files: FileComponent[] = plan.files.map((f) => ({ path: f.path, url: f.url, sha256: f.sha256, size: f.size, kind: 'manifest' }));
+  const installer = installerFiles(images);
+  entries.push(...installer.map((f) => ({ path: f.path, source: { bytes: f.bytes }, mode: f.mode })));
+  const files: FileComponent[] = [
+    ...plan.files.map((f) => ({ path: f.path, url: f.url, sha256: f.sha256, size: f.size, kind: 'manifest' as const })),
+    ...installer.map((f) => ({ path: f.path, url: f.url, sha256: createHash('sha256').update(f.bytes).digest('hex'), size: f.bytes.length, kind: 'installer' as const })),
+  ];
   return {
     entries,
     manifest: { kubernetesVersion: plan.version.tag, target: plan.target.name, arches: plan.arches, runtimes: plan.runtimes, components: { packages, images: imageComponents, files } },
   };
+}
+
+/** What the installer runs on the hosts: the host-side scripts of this release and the registry seed plan. */
+function installerFiles(images: PulledImage[]): { path: string; url: string; bytes: Buffer; mode: number }[] {
+  const dir = join(packageRoot(), 'scripts', 'host');
+  const scripts = readdirSync(dir).filter((f) => f.endsWith('.sh')).sort();
+  return [
+    { path: installerFile('registry-seed.txt'), url: 'kube-bundle:generated', bytes: Buffer.from(seedPlan(images)), mode: 0o644 },
+    ...scripts.map((name) => ({ path: installerFile(name), url: `kube-bundle:scripts/host/${name}`, bytes: readFileSync(join(dir, name)), mode: 0o755 })),
+  ];
 }
 
 async function loadSigningKey(options: BuildOptions): Promise<openpgp.PrivateKey | undefined> {
