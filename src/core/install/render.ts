@@ -1,0 +1,156 @@
+/**
+ * Files install writes on the hosts, rendered from the templates under manifests/ and from the bundle's own
+ * manifests. Pure functions: values in, text out; every placeholder must be given a value.
+ */
+import { createHash, randomBytes, randomInt, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
+import { UserError } from '../../util/errors.js';
+import { packageRoot } from '../../util/package-root.js';
+import type { KubeVersion } from '../kube-version.js';
+
+/** Fill `{{name}}` placeholders; a placeholder without a value (or a value without a placeholder) is a bug. */
+export function fillTemplate(text: string, values: Record<string, string>, source: string): string {
+  const used = new Set<string>();
+  const out = text.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new Error(`${source}: no value for {{${name}}}`);
+    used.add(name);
+    return value;
+  });
+  const unused = Object.keys(values).filter((k) => !used.has(k));
+  if (unused.length) throw new Error(`${source}: values given for no placeholder: ${unused.join(', ')}`);
+  return out;
+}
+
+export function renderTemplate(name: string, values: Record<string, string>): string {
+  const file = join(packageRoot(), 'manifests', name);
+  return fillTemplate(readFileSync(file, 'utf8'), values, `manifests/${name}`);
+}
+
+export const CONTAINERD_SOCKET = 'unix:///run/containerd/containerd.sock';
+export const CRI_DOCKERD_SOCKET = 'unix:///var/run/cri-dockerd.sock';
+export const CERTS_D = '/etc/containerd/certs.d';
+
+/** containerd 1.x reads config version 2; 2.x reads version 3 (and still 2, but 3 is its own). */
+export function containerdConfig(containerdMajor: number, sandboxImage: string): string {
+  return renderTemplate(containerdMajor >= 2 ? 'containerd/config-v3.toml' : 'containerd/config-v2.toml', { sandboxImage });
+}
+
+export function hostsToml(upstream: string, registry: string, caFile: string): string {
+  return renderTemplate('containerd/hosts.toml', { upstream, registry, caFile });
+}
+
+/** kubeadm's config API: v1beta4 from 1.31 on, v1beta3 before (v1beta3 is gone in 1.36). */
+export function kubeadmApiVersion(version: KubeVersion): 'v1beta3' | 'v1beta4' {
+  return version.minor >= 31 ? 'v1beta4' : 'v1beta3';
+}
+
+export interface InitValues {
+  version: KubeVersion;
+  token: string;
+  certificateKey: string;
+  advertiseAddress: string;
+  nodeName: string;
+  criSocket: string;
+  controlPlaneEndpoint: string;
+  imageRepository: string;
+  podSubnet: string;
+  serviceSubnet: string;
+  certSANs: string[];
+}
+
+export function kubeadmInitConfig(v: InitValues): string {
+  return renderTemplate('kubeadm/init.yaml', {
+    apiVersion: kubeadmApiVersion(v.version),
+    token: v.token,
+    certificateKey: v.certificateKey,
+    advertiseAddress: v.advertiseAddress,
+    nodeName: v.nodeName,
+    criSocket: v.criSocket,
+    kubernetesVersion: v.version.tag,
+    controlPlaneEndpoint: v.controlPlaneEndpoint,
+    imageRepository: v.imageRepository,
+    podSubnet: v.podSubnet,
+    serviceSubnet: v.serviceSubnet,
+    certSANs: v.certSANs.map((s) => JSON.stringify(s)).join(', '),
+  });
+}
+
+export interface JoinValues {
+  version: KubeVersion;
+  apiServerEndpoint: string;
+  token: string;
+  caCertHash: string;
+  nodeName: string;
+  criSocket: string;
+  /** present for a control plane */
+  controlPlane?: { advertiseAddress: string; certificateKey: string };
+}
+
+export function kubeadmJoinConfig(v: JoinValues): string {
+  const base = renderTemplate('kubeadm/join.yaml', {
+    apiVersion: kubeadmApiVersion(v.version),
+    apiServerEndpoint: v.apiServerEndpoint,
+    token: v.token,
+    caCertHash: v.caCertHash,
+    nodeName: v.nodeName,
+    criSocket: v.criSocket,
+  });
+  return v.controlPlane ? base + renderTemplate('kubeadm/join-control-plane.yaml', v.controlPlane) : base;
+}
+
+/** A bootstrap token as kubeadm wants it: `[a-z0-9]{6}.[a-z0-9]{16}`, from the system's CSPRNG. */
+export function newBootstrapToken(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const pick = (n: number) => Array.from({ length: n }, () => alphabet[randomInt(alphabet.length)]).join('');
+  return `${pick(6)}.${pick(16)}`;
+}
+
+/** kubeadm's certificate key: 32 random bytes, hex. */
+export function newCertificateKey(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** The discovery hash kubeadm checks: sha256 over the CA certificate's DER SubjectPublicKeyInfo. */
+export function caCertHash(pem: string): string {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch (err) {
+    throw new UserError(`the cluster CA certificate cannot be read: ${(err as Error).message}`);
+  }
+  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+}
+
+/**
+ * flannel's manifest with its network set to the cluster's pod CIDR (flannel's default is 10.244.0.0/16 and it
+ * must match kubeadm's podSubnet). `imageFor` maps an image reference to the one to use (identity on the
+ * containerd path, where containerd mirrors the upstream names; the Docker path rewrites to the registry).
+ */
+export function renderFlannel(manifest: string, podCidr: string, imageFor: (ref: string) => string = (r) => r): string {
+  const docs = parseAllDocuments(manifest);
+  let found = false;
+  const out = docs.map((doc) => {
+    if (doc.errors.length) throw new UserError(`kube-flannel.yml: ${doc.errors[0]?.message}`);
+    const obj = doc.toJS() as Record<string, any> | null;
+    if (!obj) return '';
+    if (obj.kind === 'ConfigMap' && obj.data?.['net-conf.json']) {
+      const conf = JSON.parse(obj.data['net-conf.json']);
+      conf.Network = podCidr;
+      obj.data['net-conf.json'] = JSON.stringify(conf, null, 2) + '\n';
+      found = true;
+    }
+    const spec = obj.spec?.template?.spec;
+    for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) c.image = imageFor(c.image);
+    return stringify(obj, { lineWidth: 0 });
+  });
+  if (!found) throw new UserError('kube-flannel.yml has no ConfigMap with net-conf.json: is it flannel\'s manifest?');
+  return out.filter(Boolean).join('---\n');
+}
+
+export function imagesOfManifest(manifest: string): string[] {
+  return [...new Set([...manifest.matchAll(/^\s*image:\s*["']?([^\s"']+)/gm)].map((m) => m[1] as string))];
+}
