@@ -6,6 +6,7 @@ import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../core/build/build.js';
+import { formatSummary, install } from '../core/install/install.js';
 import { formatBuildResult } from '../core/build/report.js';
 import { NotImplementedError, UserError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
@@ -31,6 +32,25 @@ interface BuildFlags {
   trustKey?: string[];
   ha?: boolean;
   cache?: string;
+  concurrency: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+interface InstallFlags {
+  hosts: string;
+  bundle?: string;
+  pubkey?: string;
+  allowUnsigned?: boolean;
+  identity?: string;
+  user: string;
+  knownHosts: string;
+  acceptNewHostKeys?: boolean;
+  runtime: 'containerd' | 'docker';
+  podCidr: string;
+  serviceCidr: string;
+  controlPlaneEndpoint?: string;
+  registryPort: string;
   concurrency: string;
   dryRun?: boolean;
   json?: boolean;
@@ -164,8 +184,42 @@ export function createProgram(): Command {
     .option('--concurrency <n>', 'hosts worked on at once', '10')
     .option('--dry-run', 'print per host the uploads and exact commands, change nothing')
     .option('--json', 'print a JSON summary')
-    .action(() => {
-      throw new NotImplementedError('install');
+    .addHelpText(
+      'after',
+      '\nhosts file, one host per line (# comments allowed):\n' +
+        '  10.0.0.11  control-plane  name=cp1\n  10.0.0.21  worker         name=w1 user=admin identity=~/.ssh/site\n' +
+        '  10.0.0.30  registry       (optional: a dedicated registry host; else the first control plane serves it)\n\n' +
+        'Safe to re-run: it resumes after a failure, changes nothing after a success, and joins hosts added to the file.',
+    )
+    .action(async (flags: InstallFlags) => {
+      const interrupt = new AbortController();
+      const onSignal = () => interrupt.abort();
+      process.once('SIGINT', onSignal);
+      try {
+        const summary = await install({
+          hostsFile: flags.hosts,
+          bundle: flags.bundle,
+          pubkey: flags.pubkey,
+          allowUnsigned: Boolean(flags.allowUnsigned),
+          identity: flags.identity,
+          user: flags.user,
+          knownHosts: flags.knownHosts,
+          acceptNewHostKeys: Boolean(flags.acceptNewHostKeys),
+          runtime: flags.runtime,
+          podCidr: flags.podCidr,
+          serviceCidr: flags.serviceCidr,
+          controlPlaneEndpoint: flags.controlPlaneEndpoint,
+          registryPort: positiveInt(flags.registryPort, '--registry-port'),
+          concurrency: positiveInt(flags.concurrency, '--concurrency'),
+          dryRun: Boolean(flags.dryRun),
+          signal: interrupt.signal,
+          log: flags.json ? () => {} : (line) => process.stderr.write(line + '\n'),
+        });
+        process.stdout.write(flags.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary));
+        if (!summary.ok) throw new UserError(summary.cancelled ? 'install interrupted' : 'install failed (see above)', 'run the same command again to resume');
+      } finally {
+        process.off('SIGINT', onSignal);
+      }
     });
 
   program

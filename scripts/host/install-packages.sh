@@ -1,0 +1,27 @@
+#!/bin/bash
+# Install packages from the bundle's signed apt repository ONLY: no other source is consulted, none is changed.
+#   install-packages.sh <bundle dir> <keyring file or "unsigned"> <package>...
+# Services are not started by the packages (policy-rc.d): install starts what it configured, when it is ready.
+set -euo pipefail
+bundle=$1 keyring=$2; shift 2
+state=/var/lib/kube-bundle/apt
+mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
+if [ "$keyring" = unsigned ]; then opts='trusted=yes'; else opts="signed-by=$keyring"; fi
+echo "deb [$opts] file:$bundle/packages ./" > "$state/sources.list"
+apt_opts=(-o "Dir::Etc::SourceList=$state/sources.list" -o Dir::Etc::SourceParts=/dev/null
+          -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o APT::Sandbox::User=root
+          -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=0)
+
+policy=/usr/sbin/policy-rc.d
+cleanup() { [ -f "$policy.kube-bundle" ] && rm -f "$policy" "$policy.kube-bundle"; return 0; }
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && touch "$policy.kube-bundle"
+  trap cleanup EXIT
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get "${apt_opts[@]}" -q update
+apt-get "${apt_opts[@]}" -q -y --no-install-recommends install "$@"
+held=()
+for p in kubeadm kubelet kubectl; do dpkg-query -W "$p" >/dev/null 2>&1 && held+=("$p"); done
+[ ${#held[@]} -eq 0 ] || apt-mark hold "${held[@]}" >/dev/null

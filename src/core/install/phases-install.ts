@@ -1,0 +1,302 @@
+/**
+ * The phases of an install, in order. Each phase that changes a host records itself in that host's journal
+ * (/var/lib/kube-bundle/journal) when it finishes there, and is skipped on hosts whose journal has it: that is
+ * what makes a re-run resume after a failure and change nothing after a success.
+ *
+ * Host-side work lives in scripts carried in the bundle's installer/ (scripts/host/ in this repository); here
+ * are the decisions, the generated files and the exact commands, which --dry-run prints.
+ */
+import { parseReference } from '../oci/reference.js';
+import { shQuote } from '../ssh/command.js';
+import { uploadSmallFile } from '../ssh/upload.js';
+import { JOURNAL } from './facts.js';
+import type { ClusterSecrets, InstallContext, Node } from './install.js';
+import { REMOTE_ROOT } from './install.js';
+import type { Phase } from './phases.js';
+import {
+  CERTS_D, CONTAINERD_SOCKET, caCertHash, containerdConfig, hostsToml, kubeadmInitConfig, kubeadmJoinConfig, newBootstrapToken, newCertificateKey,
+  renderFlannel, renderTemplate,
+} from './render.js';
+
+type InstallPhase = Phase<Node, InstallContext>;
+
+const ETC = '/etc/kube-bundle';
+const PKI = `${ETC}/pki`;
+const CA_FILE = `${PKI}/ca.crt`;
+const CLUSTER_ENV = `${ETC}/cluster.env`;
+const REGISTRY_STORAGE = `${REMOTE_ROOT}/registry`;
+/** the uploaded certificates kubeadm keeps for joining control planes expire after 2 hours; renew before that */
+const UPLOADED_CERTS_TTL_MS = 110 * 60 * 1000;
+
+const bundleDir = (ctx: InstallContext) => `${REMOTE_ROOT}/${ctx.bundleSha256.slice(0, 16)}`;
+const bundleTar = (ctx: InstallContext) => `${REMOTE_ROOT}/bundles/${ctx.bundleSha256}.tar`;
+const keyring = (ctx: InstallContext) => (ctx.signerKey ? `${ETC}/signer.asc` : 'unsigned');
+const installer = (ctx: InstallContext, script: string) => `${bundleDir(ctx)}/installer/${script}`;
+const isControlPlane = (n: Node) => n.spec.role === 'control-plane';
+const isNode = (n: Node) => n.spec.role === 'control-plane' || n.spec.role === 'worker';
+
+/** Record a finished phase on a host. */
+function journalLine(id: string, ctx: InstallContext): string {
+  return `mkdir -p ${REMOTE_ROOT} && echo "${id} ${ctx.bundleSha256.slice(0, 16)} $(date -u +%FT%TZ)" >> ${JOURNAL}`;
+}
+
+/** A phase that runs the same steps on each of its hosts, skipping hosts whose journal already has it. */
+function journaled(id: string, def: Omit<InstallPhase, 'shouldRun' | 'run' | 'dryRun'> & {
+  steps(host: Node, ctx: InstallContext): Promise<Step[]> | Step[];
+}): InstallPhase {
+  return {
+    ...def,
+    shouldRun: (host) => !host.facts.journal.includes(id),
+    async run(host, ctx, signal) {
+      for (const step of await def.steps(host, ctx)) {
+        if (signal.aborted) throw new Error('interrupted');
+        await step.run(host);
+      }
+      await host.conn.run(journalLine(id, ctx));
+      host.facts.journal.push(id);
+    },
+    async dryRun(host, ctx) {
+      if (host.facts.journal.includes(id)) return ['(already done)'];
+      return (await def.steps(host, ctx)).map((s) => s.describe);
+    },
+  };
+}
+
+interface Step {
+  describe: string;
+  run(host: Node): Promise<unknown>;
+}
+
+const command = (cmd: string, opts: { timeoutMs?: number } = {}): Step => ({
+  describe: cmd,
+  run: (host) => host.conn.run(cmd, opts),
+});
+
+/** Write a file on the host; content may be computed when the step runs (a dry run never computes it). */
+const file = (path: string, content: string | (() => Promise<string>), mode = 0o644, what = ''): Step => ({
+  describe: `write ${path}${what ? ` (${what})` : typeof content === 'string' ? ` (${content.length} bytes)` : ''}, mode ${mode.toString(8)}`,
+  run: async (host) => {
+    await host.conn.run(`mkdir -p ${shQuote(path.replace(/\/[^/]+$/, ''))}`);
+    await uploadSmallFile(host.conn, typeof content === 'string' ? content : await content(), path, mode);
+  },
+});
+
+/** The node names and addresses every host's /etc/hosts gets. */
+function hostsBlock(ctx: InstallContext): string {
+  return ctx.nodes.map((n) => `${n.spec.address} ${n.name}`).join('\n') + '\n';
+}
+
+/** The upstream registries whose images the bundle carries (registry.k8s.io, ghcr.io, docker.io, ...). */
+function upstreamRegistries(ctx: InstallContext): string[] {
+  return [...new Set(ctx.manifest.components.images.map((i) => parseReference(i.ref).registry))].sort();
+}
+
+function sandboxImage(ctx: InstallContext): string {
+  const pause = ctx.manifest.components.images.find((i) => /^registry\.k8s\.io\/pause:/.test(i.ref));
+  if (!pause) throw new Error('the bundle carries no registry.k8s.io/pause image');
+  return pause.ref;
+}
+
+export function installPhases(): InstallPhase[] {
+  return [
+    journaled(`upload`, {
+      title: 'Upload the bundle',
+      steps: (host, ctx) => [
+        {
+          describe: `upload ${ctx.bundleFile} → ${bundleTar(ctx)} (skipped when the host has it; resumed when cut; sha256 checked on the host)`,
+          run: async (h) => {
+            await h.conn.run(`mkdir -p ${REMOTE_ROOT}/bundles`);
+            await h.conn.upload(ctx.bundleFile, bundleTar(ctx), { sha256: ctx.bundleSha256 });
+          },
+        },
+        command(
+          `mkdir -p ${bundleDir(ctx)}.partial && tar -xf ${bundleTar(ctx)} -C ${bundleDir(ctx)}.partial --no-same-owner ` +
+            `&& rm -rf ${bundleDir(ctx)} && mv ${bundleDir(ctx)}.partial ${bundleDir(ctx)} && ln -sfn ${bundleDir(ctx)} ${REMOTE_ROOT}/current`,
+          { timeoutMs: 30 * 60_000 },
+        ),
+        ...(ctx.signerKey ? [file(`${ETC}/signer.asc`, ctx.signerKey)] : []),
+      ],
+    }),
+    journaled('prepare', {
+      title: 'Prepare the hosts',
+      steps: (host, ctx) => [
+        file(`${ETC}/hosts`, hostsBlock(ctx)),
+        command(`${installer(ctx, 'prepare-host.sh')} ${shQuote(host.name)} ${ETC}/hosts`),
+      ],
+    }),
+    journaled('packages', {
+      title: 'Install packages from the bundle',
+      steps: (host, ctx) => {
+        const packages = ctx.os.packages(host.spec.role, ctx.options.runtime, { registryHere: host === ctx.registryNode, ha: false });
+        return [
+          command(ctx.os.preparePorts()),
+          command(`${installer(ctx, 'install-packages.sh')} ${bundleDir(ctx)} ${keyring(ctx)} ${packages.join(' ')}`, { timeoutMs: 30 * 60_000 }),
+        ];
+      },
+    }),
+    journaled('registry', {
+      title: 'Seed and start the registry',
+      hosts: (_all, ctx) => [ctx.registryNode],
+      steps: (host, ctx) => [
+        file(`${ETC}/registry/config.yml`, renderTemplate('registry/config.yml', {
+          storageDir: REGISTRY_STORAGE,
+          port: String(ctx.options.registryPort),
+          certFile: `${PKI}/registry.crt`,
+          keyFile: `${PKI}/registry.key`,
+        })),
+        file('/etc/systemd/system/kube-bundle-registry.service', renderTemplate('registry/kube-bundle-registry.service', {
+          configFile: `${ETC}/registry/config.yml`,
+          storageDir: REGISTRY_STORAGE,
+        })),
+        command(`${installer(ctx, 'setup-registry.sh')} ${bundleDir(ctx)} ${shQuote(host.spec.address)} ${shQuote(host.name)}`, { timeoutMs: 10 * 60_000 }),
+      ],
+    }),
+    journaled('runtime', {
+      title: 'Configure containerd',
+      hosts: (all) => all.filter(isNode),
+      steps: (host, ctx) => [
+        file(CA_FILE, () => registryCa(ctx), 0o644, `the registry's CA, from ${ctx.registryNode.label}`),
+        ...upstreamRegistries(ctx).map((upstream) => file(`${CERTS_D}/${upstream}/hosts.toml`, hostsToml(upstream, ctx.registry, CA_FILE))),
+        file('/etc/containerd/config.toml', async () => containerdConfig(await containerdMajor(host), sandboxImage(ctx)), 0o644, 'config version 2 for containerd 1.x, 3 for 2.x'),
+        file('/etc/crictl.yaml', renderTemplate('crictl/crictl.yaml', { criSocket: CONTAINERD_SOCKET })),
+        command('systemctl enable --quiet containerd && systemctl restart containerd && timeout 60 sh -c "until ctr version >/dev/null 2>&1; do sleep 0.2; done"'),
+      ],
+    }),
+    journaled('init', {
+      title: 'kubeadm init on the first control plane',
+      hosts: (_all, ctx) => [ctx.firstControlPlane],
+      steps: (host, ctx) => {
+        const cluster = (ctx.cluster ??= { token: newBootstrapToken(), certificateKey: newCertificateKey() });
+        ctx.secrets.add(cluster.token, cluster.certificateKey);
+        const config = kubeadmInitConfig({
+          version: ctx.version,
+          token: cluster.token,
+          certificateKey: cluster.certificateKey,
+          advertiseAddress: host.spec.address,
+          nodeName: host.name,
+          criSocket: CONTAINERD_SOCKET,
+          controlPlaneEndpoint: ctx.endpoint,
+          imageRepository: 'registry.k8s.io',
+          podSubnet: ctx.options.podCidr,
+          serviceSubnet: ctx.options.serviceCidr,
+          certSANs: [...new Set([host.spec.address, host.name, ctx.endpoint.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')])],
+        });
+        return [
+          file(`${ETC}/kubeadm-init.yaml`, config, 0o600),
+          file(CLUSTER_ENV, `TOKEN=${cluster.token}\nCERTIFICATE_KEY=${cluster.certificateKey}\nCERTS_UPLOADED=${Date.now()}\n`, 0o600),
+          command(`kubeadm init --config ${ETC}/kubeadm-init.yaml --upload-certs`, { timeoutMs: 15 * 60_000 }),
+          command('mkdir -p /root/.kube && install -m 600 /etc/kubernetes/admin.conf /root/.kube/config'),
+        ];
+      },
+    }),
+    journaled('network', {
+      title: 'Apply flannel',
+      hosts: (_all, ctx) => [ctx.firstControlPlane],
+      steps: (_host, ctx) => [
+        file(`${ETC}/kube-flannel.yml`, renderFlannel(ctx.flannelManifest, ctx.options.podCidr)),
+        command(`kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f ${ETC}/kube-flannel.yml`, { timeoutMs: 10 * 60_000 }),
+      ],
+    }),
+    joinPhase('join-control-plane', 'Join the other control planes', (n, ctx) => isControlPlane(n) && n !== ctx.firstControlPlane, true),
+    joinPhase('join-worker', 'Join the workers', (n) => n.spec.role === 'worker', false),
+    {
+      title: 'Check the cluster',
+      hosts: (_all, ctx) => [ctx.firstControlPlane],
+      async run(host, ctx) {
+        const names = ctx.nodes.filter(isNode).map((n) => n.name);
+        const deadline = Date.now() + 5 * 60_000;
+        for (;;) {
+          const out = await host.conn.exec('kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o name');
+          const registered = new Set(out.stdout.split('\n').map((l) => l.trim().replace(/^node\//, '')).filter(Boolean));
+          const missing = names.filter((n) => !registered.has(n));
+          if (out.code === 0 && missing.length === 0) break;
+          if (Date.now() > deadline) throw new Error(`nodes not registered after 5 minutes: ${missing.join(', ')}${out.code ? ` (kubectl: ${out.stderr.trim()})` : ''}`);
+          await new Promise((r) => setTimeout(r, 2000));
+        }
+        await host.conn.run(`grep -q '^installed ' ${JOURNAL} 2>/dev/null || ${journalLine('installed', ctx)}`);
+        for (const n of ctx.nodes) if (n !== host) await n.conn.run(`grep -q '^installed ' ${JOURNAL} 2>/dev/null || ${journalLine('installed', ctx)}`);
+      },
+      dryRun: () => ['kubectl get nodes -o name   (until every node is registered)'],
+    },
+  ];
+}
+
+function joinPhase(id: string, title: string, which: (n: Node, ctx: InstallContext) => boolean, controlPlane: boolean): InstallPhase {
+  return journaled(id, {
+    title,
+    hosts: (all, ctx) => all.filter((n) => which(n, ctx)),
+    async prepare(ctx) {
+      if (ctx.options.dryRun || !ctx.nodes.some((n) => which(n, ctx) && !n.facts.journal.includes(id))) return;
+      await readClusterSecrets(ctx, controlPlane);
+      ctx.caCertHash ??= caCertHash((await ctx.firstControlPlane.conn.run('cat /etc/kubernetes/pki/ca.crt')).stdout);
+    },
+    steps: (host, ctx) => {
+      const cluster: ClusterSecrets = ctx.cluster ?? { token: '<token from the first control plane>', certificateKey: '<certificate key>' };
+      const config = kubeadmJoinConfig({
+        version: ctx.version,
+        apiServerEndpoint: ctx.endpoint,
+        token: cluster.token,
+        caCertHash: ctx.caCertHash ?? 'sha256:<hash of the cluster CA>',
+        nodeName: host.name,
+        criSocket: CONTAINERD_SOCKET,
+        ...(controlPlane ? { controlPlane: { advertiseAddress: host.spec.address, certificateKey: cluster.certificateKey } } : {}),
+      });
+      return [
+        file(`${ETC}/kubeadm-join.yaml`, config, 0o600),
+        command(`kubeadm join --config ${ETC}/kubeadm-join.yaml`, { timeoutMs: 15 * 60_000 }),
+        ...(controlPlane ? [command('mkdir -p /root/.kube && install -m 600 /etc/kubernetes/admin.conf /root/.kube/config')] : []),
+      ];
+    },
+  });
+}
+
+/**
+ * The join token and certificate key, from this run's init or from the first control plane (0600 file) on a
+ * re-run. The token lives 24 hours: an older one is replaced; so are the uploaded control-plane certificates,
+ * which kubeadm deletes after 2 hours.
+ */
+async function readClusterSecrets(ctx: InstallContext, controlPlane: boolean): Promise<void> {
+  if (ctx.cluster) return; // made by this run's init: fresh
+  const cp = ctx.firstControlPlane;
+  const env = new Map(
+    (await cp.conn.run(`cat ${CLUSTER_ENV}`)).stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+  );
+  const token = env.get('TOKEN');
+  const certificateKey = env.get('CERTIFICATE_KEY');
+  if (!token || !certificateKey) throw new Error(`${cp.label}: ${CLUSTER_ENV} is incomplete; was kubeadm init done by kube-bundle?`);
+  ctx.secrets.add(token, certificateKey);
+  ctx.cluster = { token, certificateKey };
+  const listed = await cp.conn.exec('kubeadm token list');
+  if (!listed.stdout.includes(token.split('.')[0]!)) {
+    const fresh = newBootstrapToken();
+    ctx.secrets.add(fresh);
+    await cp.conn.run(`kubeadm token create ${fresh} --ttl 24h0m0s`);
+    await cp.conn.run(`sed -i 's/^TOKEN=.*/TOKEN=${fresh}/' ${CLUSTER_ENV}`);
+    ctx.cluster.token = fresh;
+  }
+  const uploaded = Number(env.get('CERTS_UPLOADED') ?? 0);
+  if (controlPlane && Date.now() - uploaded > UPLOADED_CERTS_TTL_MS) {
+    await cp.conn.run(`kubeadm init phase upload-certs --upload-certs --certificate-key ${certificateKey}`);
+    await cp.conn.run(`sed -i 's/^CERTS_UPLOADED=.*/CERTS_UPLOADED=${Date.now()}/' ${CLUSTER_ENV}`);
+  }
+}
+
+const caCache = new WeakMap<InstallContext, Promise<string>>();
+
+/** The registry's CA certificate, made on the registry host; every node trusts it for the seeded registry. */
+function registryCa(ctx: InstallContext): Promise<string> {
+  let ca = caCache.get(ctx);
+  if (!ca) {
+    ca = ctx.registryNode.conn.run(`cat ${CA_FILE}`).then((r) => r.stdout);
+    caCache.set(ctx, ca);
+  }
+  return ca;
+}
+
+/** containerd's major version, as installed from the bundle (it decides the config version). */
+async function containerdMajor(host: Node): Promise<number> {
+  const version = (await host.conn.run("containerd --version | awk '{print $3}'")).stdout.trim();
+  const major = Number(version.replace(/^v/, '').split('.')[0]);
+  if (!Number.isInteger(major)) throw new Error(`${host.label}: cannot tell containerd's version from '${version}'`);
+  return major;
+}
