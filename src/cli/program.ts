@@ -7,8 +7,9 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../core/build/build.js';
 import { formatSummary, install } from '../core/install/install.js';
+import { reset } from '../core/install/reset.js';
 import { formatBuildResult } from '../core/build/report.js';
-import { NotImplementedError, UserError } from '../util/errors.js';
+import { UserError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
 import { formatInspect, inspectBundle } from '../core/bundle/inspect.js';
 import { formatVerified, verificationFailure, verifyBundleFile } from '../core/bundle/verify.js';
@@ -54,6 +55,16 @@ interface InstallFlags {
   concurrency: string;
   dryRun?: boolean;
   json?: boolean;
+}
+
+interface ResetFlags {
+  hosts: string;
+  yes?: boolean;
+  purge?: boolean;
+  dryRun?: boolean;
+  identity?: string;
+  user: string;
+  knownHosts: string;
 }
 
 function positiveInt(text: string, flag: string): number {
@@ -229,8 +240,21 @@ export function createProgram(): Command {
     .option('--yes', 'do not ask for confirmation')
     .option('--purge', 'also remove the packages install added')
     .option('--dry-run', 'print what would be done, change nothing')
-    .action(() => {
-      throw new NotImplementedError('reset');
+    .option('-i, --identity <file>', 'SSH private key (ssh-agent is used too)')
+    .option('--user <name>', 'SSH user (sudo is used when not root)', 'root')
+    .option('--known-hosts <file>', 'known_hosts file', '~/.ssh/known_hosts')
+    .action(async (flags: ResetFlags) => {
+      const result = await reset({
+        hostsFile: flags.hosts,
+        identity: flags.identity,
+        user: flags.user,
+        knownHosts: flags.knownHosts,
+        purge: Boolean(flags.purge),
+        dryRun: Boolean(flags.dryRun),
+        confirmed: Boolean(flags.yes),
+        log: (line) => process.stderr.write(line + '\n'),
+      });
+      if (!result.ok) throw new UserError(`reset failed on ${result.hosts.filter((h) => !h.ok).map((h) => h.host).join(', ')}`, 'fix the host and run reset again: it is safe to repeat');
     });
 
   return program;

@@ -17,14 +17,6 @@ export class UserError extends Error {
   }
 }
 
-/** A command that a later release fills in. It must fail loudly, never pretend to work. */
-export class NotImplementedError extends UserError {
-  constructor(command: string) {
-    super(`'${command}' is not implemented yet`, 'see the README for what this release can do');
-    this.name = 'NotImplementedError';
-  }
-}
-
 export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }

@@ -49,15 +49,18 @@ test('--help of the program and of every command exits 0 and shows its flags', a
   });
 });
 
-// Commands that a later change implements; drop each from this list when it lands.
-const NOT_YET = [['install', '--hosts', 'hosts.txt'], ['reset', '--hosts', 'hosts.txt']];
-
-test('not-yet-implemented commands exit 2 with a clear message', async () => {
-  const results = await Promise.all(NOT_YET.map((args) => run(args)));
-  NOT_YET.forEach((args, i) => {
-    assert.equal(results[i]!.code, 2, args.join(' '));
-    assert.match(results[i]!.stderr, new RegExp(`error: '${args[0]}' is not implemented yet`));
-  });
+test('a missing hosts file or one with errors is reported by name and line, before any connection', async (t) => {
+  const dir = await tempDir(t);
+  const hosts = join(dir, 'hosts.txt');
+  await writeFile(hosts, '10.0.0.1 master\n10.0.0.2 worker\n');
+  for (const [command, flag] of [['install', '--allow-unsigned'], ['reset', '--yes']] as const) {
+    const missing = await run([command, '--hosts', join(dir, 'nope.txt'), flag]);
+    assert.equal(missing.code, 2, command);
+    assert.match(missing.stderr, /nope\.txt/);
+    const bad = await run([command, '--hosts', hosts, flag]);
+    assert.equal(bad.code, 2, command);
+    assert.match(bad.stderr, /hosts\.txt:1: unknown role 'master'/);
+  }
 });
 
 test('usage errors exit 2 and say what is wrong', async () => {

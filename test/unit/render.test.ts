@@ -33,9 +33,11 @@ test('containerd 1.x accepts the version 2 config: real `containerd config dump`
 
 test('hosts.toml sends an upstream registry to the seeded one with no fallback', () => {
   const text = hostsToml('registry.k8s.io', '10.0.0.11:5000', '/etc/kube-bundle/pki/ca.crt');
-  assert.match(text, /^server = "https:\/\/10\.0\.0\.11:5000"$/m);
-  assert.match(text, /^ca = "\/etc\/kube-bundle\/pki\/ca\.crt"$/m);
-  assert.doesNotMatch(text, /\[host\./, 'no host entries: the server itself is the mirror, so nothing falls back upstream');
+  const settings = text.split('\n').filter((l) => !l.startsWith('#'));
+  assert.match(text, /^server = "https:\/\/10\.0\.0\.11:5000"$/m, 'the fallback is the seeded registry too');
+  assert.match(text, /^\[host\."https:\/\/10\.0\.0\.11:5000"\]$/m, 'containerd 1.6 ignores a hosts.toml without a host tree');
+  assert.equal(settings.filter((l) => /ca = "\/etc\/kube-bundle\/pki\/ca\.crt"/.test(l)).length, 2);
+  assert.ok(!settings.some((l) => l.includes('registry.k8s.io')), 'the upstream is named nowhere but in comments');
 });
 
 test('kubeadm configs: v1beta4 for 1.32, v1beta3 for 1.30, with the values kubeadm validates', () => {

@@ -4,6 +4,7 @@
  * together.
  */
 import type { Connection } from '../ssh/connection.js';
+import { JOURNAL } from './host-paths.js';
 
 export interface Facts {
   /** os-release ID and ID_LIKE, e.g. debian / ubuntu */
@@ -31,7 +32,6 @@ export interface Facts {
   journal: string[];
 }
 
-export const JOURNAL = '/var/lib/kube-bundle/journal';
 
 // Plain POSIX tools only (a minimal Debian has mawk, not gawk): listening ports are read from /proc/net/tcp*.
 const FACTS_SCRIPT = [

@@ -98,7 +98,6 @@ export interface InstallSummary {
   seconds: number;
 }
 
-export const REMOTE_ROOT = '/var/lib/kube-bundle';
 
 export async function install(options: InstallOptions): Promise<InstallSummary> {
   const started = Date.now();

@@ -9,9 +9,8 @@
 import { parseReference } from '../oci/reference.js';
 import { shQuote } from '../ssh/command.js';
 import { uploadSmallFile } from '../ssh/upload.js';
-import { JOURNAL } from './facts.js';
+import { CA_FILE, CLUSTER_ENV, ETC, JOURNAL, PKI, REGISTRY_STORAGE, REMOTE_ROOT, SIGNER_KEY } from './host-paths.js';
 import type { ClusterSecrets, InstallContext, Node } from './install.js';
-import { REMOTE_ROOT } from './install.js';
 import type { Phase } from './phases.js';
 import {
   CERTS_D, CONTAINERD_SOCKET, caCertHash, containerdConfig, hostsToml, kubeadmInitConfig, kubeadmJoinConfig, newBootstrapToken, newCertificateKey,
@@ -20,17 +19,12 @@ import {
 
 type InstallPhase = Phase<Node, InstallContext>;
 
-const ETC = '/etc/kube-bundle';
-const PKI = `${ETC}/pki`;
-const CA_FILE = `${PKI}/ca.crt`;
-const CLUSTER_ENV = `${ETC}/cluster.env`;
-const REGISTRY_STORAGE = `${REMOTE_ROOT}/registry`;
 /** the uploaded certificates kubeadm keeps for joining control planes expire after 2 hours; renew before that */
 const UPLOADED_CERTS_TTL_MS = 110 * 60 * 1000;
 
 const bundleDir = (ctx: InstallContext) => `${REMOTE_ROOT}/${ctx.bundleSha256.slice(0, 16)}`;
 const bundleTar = (ctx: InstallContext) => `${REMOTE_ROOT}/bundles/${ctx.bundleSha256}.tar`;
-const keyring = (ctx: InstallContext) => (ctx.signerKey ? `${ETC}/signer.asc` : 'unsigned');
+const keyring = (ctx: InstallContext) => (ctx.signerKey ? SIGNER_KEY : 'unsigned');
 const installer = (ctx: InstallContext, script: string) => `${bundleDir(ctx)}/installer/${script}`;
 const isControlPlane = (n: Node) => n.spec.role === 'control-plane';
 const isNode = (n: Node) => n.spec.role === 'control-plane' || n.spec.role === 'worker';
@@ -114,7 +108,7 @@ export function installPhases(): InstallPhase[] {
             `&& rm -rf ${bundleDir(ctx)} && mv ${bundleDir(ctx)}.partial ${bundleDir(ctx)} && ln -sfn ${bundleDir(ctx)} ${REMOTE_ROOT}/current`,
           { timeoutMs: 30 * 60_000 },
         ),
-        ...(ctx.signerKey ? [file(`${ETC}/signer.asc`, ctx.signerKey)] : []),
+        ...(ctx.signerKey ? [file(SIGNER_KEY, ctx.signerKey)] : []),
       ],
     }),
     journaled('prepare', {
