@@ -5,8 +5,7 @@
 # control plane that joined relays to that host, where the only copy of the records lives.
 set -euo pipefail
 
-STUB_LIB_DIR=${KUBE_STUB_ROOT:-}
-STUB_LIB_DIR=${STUB_LIB_DIR%/}/usr/lib/kube-stub
+STUB_LIB_DIR=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 for part in lib images runtime api cluster; do
   # shellcheck source=/dev/null
   source "$STUB_LIB_DIR/$part.sh"
@@ -19,7 +18,7 @@ readonly CLUSTER_SCOPED_KINDS=" Namespace ClusterRole ClusterRoleBinding CustomR
 readonly POD_NAME_ALPHABET=bcdfghjklmnpqrstvwxz2456789
 
 main() {
-  local request leader
+  local request leader reply
   local -a fields
   IFS= read -r -t 10 request || exit 0
   request=${request%$'\r'}
@@ -32,7 +31,11 @@ main() {
   else
     leader=$(kv_get "$NODE_ENV" leader)
     if [[ -n $leader ]]; then
-      api_exchange "$leader" "$request" || reply_error "the first control plane $leader holding the cluster records is unreachable"
+      if reply=$(api_exchange "$leader" "$request"); then
+        printf '%s\n' "$reply"
+      else
+        reply_error "the first control plane $leader, which holds the cluster records, is unreachable: ${reply##*: }"
+      fi
     else
       reply_error "no cluster on this host: kubeadm init has not run here"
     fi
@@ -58,6 +61,7 @@ serve() {
     PODS) list_pods ;;
     APPLY) apply_manifest "$@" ;;
     TOKEN-CREATE) create_token "$@" ;;
+    TOKENS) reply_ok "$(valid_tokens)" ;;
     UPLOAD-CERTS) upload_certs "$@" ;;
     *) reply_error "unknown request \"$verb\"" ;;
   esac
@@ -66,11 +70,10 @@ serve() {
 # CLUSTER-INFO TOKEN_ID: the CA and its signature with the token of that ID (kube-public/cluster-info).
 cluster_info() {
   local id=${1:-} token
-  if [[ ! $id =~ ^[a-z0-9]{6}$ ]] || ! token_id_known "$id"; then
+  if [[ ! $id =~ ^[a-z0-9]{6}$ ]] || ! token=$(token_with_id "$id"); then
     reply_error "could not find a JWS signature in the cluster-info ConfigMap for token ID \"$id\""
     return
   fi
-  token=$(grep "^$id\." "$CLUSTER_DIR/tokens" | head -n 1)
   reply_ok "$(cluster_info_signature "$token" "$CLUSTER_DIR/ca.crt")" "$(cat "$CLUSTER_DIR/ca.crt")"
 }
 
@@ -258,10 +261,13 @@ flat_images() {
     <<<"$FLAT" | while read -r image; do normalize_image_ref "$image"; done
 }
 
-# TOKEN-CREATE TOKEN TTL
+# TOKEN-CREATE TOKEN TTL DESCRIPTION ("-" for none)
 create_token() {
+  local ttl description=${3:--}
   [[ ${1:-} =~ $TOKEN_FORMAT ]] || { reply_error "invalid bootstrap token"; return; }
-  token_known "$1" || printf '%s\n' "$1" >>"$CLUSTER_DIR/tokens"
+  ttl=$(duration_seconds "${2:-}") || { reply_error "invalid token TTL \"${2:-}\""; return; }
+  [[ $description == - ]] && description=""
+  add_token "$1" "$ttl" "$description"
   reply_ok
 }
 

@@ -3,7 +3,7 @@
 #   cluster.env        settings (KEY=value): kubernetes_version api_endpoint control_plane_endpoint leader
 #                      cluster_dns cgroup_driver certificate_key_sha256 network_ready
 #   ca.crt             the CA that cluster-info hands to joining nodes
-#   tokens             bootstrap tokens, one per line
+#   tokens             bootstrap tokens: <token><TAB><expiry, epoch seconds, 0 = never><TAB><description>
 #   images/<group>     images the nodes pull: control-plane, node (every kubelet), addons (applied workloads)
 #   nodes/<name>       one registered node (KEY=value)
 #   resources          applied objects: <namespace>/<resource>/<name><TAB><digest of the object>
@@ -32,7 +32,11 @@ cgroup_driver=$CFG_CGROUP_DRIVER
 certificate_key_sha256=
 network_ready=0
 EOF
-  printf '%s\n' "${CFG_TOKENS[@]}" >"$CLUSTER_DIR/tokens"
+  : >"$CLUSTER_DIR/tokens"
+  local i
+  for i in "${!CFG_TOKENS[@]}"; do
+    add_token "${CFG_TOKENS[i]}" "${CFG_TOKEN_TTLS[i]}" "${CFG_TOKEN_DESCRIPTIONS[i]}"
+  done
   control_plane_images >"$CLUSTER_DIR/images/control-plane"
   node_images >"$CLUSTER_DIR/images/node"
   : >"$CLUSTER_DIR/images/addons"
@@ -40,12 +44,27 @@ EOF
   : >"$CLUSTER_DIR/daemonsets"
 }
 
-token_known() {
-  grep -qxF -- "$1" "$CLUSTER_DIR/tokens"
+# add_token TOKEN TTL_SECONDS DESCRIPTION: adds or renews a bootstrap token (TTL 0 = it never expires).
+add_token() {
+  local expires=0 rest
+  (($2)) && expires=$(($(date +%s) + $2))
+  rest=$(awk -F'\t' -v t="$1" '$1 != t' "$CLUSTER_DIR/tokens")
+  printf '%s\n' ${rest:+"$rest"} "$1"$'\t'"$expires"$'\t'"$3" >"$CLUSTER_DIR/tokens.new"
+  mv "$CLUSTER_DIR/tokens.new" "$CLUSTER_DIR/tokens"
 }
 
-token_id_known() {
-  grep -q "^${1//./}\." "$CLUSTER_DIR/tokens"
+# The tokens that have not expired (the real cluster's token cleaner deletes the others), as stored.
+valid_tokens() {
+  awk -F'\t' -v now="$(date +%s)" '$2 == 0 || $2 > now' "$CLUSTER_DIR/tokens"
+}
+
+token_known() {
+  valid_tokens | cut -f1 | grep -qxF -- "$1"
+}
+
+# The valid token whose ID (the part before the dot) is ID; fails when there is none.
+token_with_id() {
+  valid_tokens | cut -f1 | grep -m 1 "^$1\."
 }
 
 # register_node NAME ROLE IP KUBELET_VERSION OS_IMAGE KERNEL RUNTIME IMAGES_OK

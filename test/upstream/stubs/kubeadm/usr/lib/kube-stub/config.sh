@@ -119,7 +119,6 @@ load_node_registration() {
   [[ $CFG_PULL_POLICY =~ ^(Always|IfNotPresent|Never)$ ]] ||
     kubeadm_fail "nodeRegistration.imagePullPolicy: Unsupported value: \"$CFG_PULL_POLICY\": supported values: \"Always\", \"IfNotPresent\", \"Never\""
   CFG_NODE_IP=$(node_ip_arg "$doc" "$api")
-  mapfile -t CFG_SKIP_PHASES < <(flat_items "$doc" skipPhases)
 }
 
 # --node-ip from kubeletExtraArgs: a name/value list in v1beta4, a map before.
@@ -193,7 +192,7 @@ load_cgroup_driver() {
 
 # load_init_config FILE_OR_EMPTY: validates what `kubeadm init` got (FLAT already holds flags when FILE is empty).
 load_init_config() {
-  local file=$1 doc count i token
+  local file=$1 doc count i token ttl
   [[ -n $file ]] && flatten_yaml_file "$file"
   classify_documents "${file:-command line}" "InitConfiguration ClusterConfiguration"
   [[ -n $DOC_CLUSTER ]] ||
@@ -203,18 +202,26 @@ load_init_config() {
   doc=${DOC_INIT:-none}
   load_node_registration "$doc"
   load_api_endpoint "$doc" localAPIEndpoint.
+  mapfile -t CFG_SKIP_PHASES < <(flat_items "$doc" skipPhases)
   CFG_CERT_KEY=$(flat_get "$doc" certificateKey)
   [[ -z $CFG_CERT_KEY || $CFG_CERT_KEY =~ $CERTIFICATE_KEY_FORMAT ]] ||
     kubeadm_fail "certificateKey: Invalid value: \"$CFG_CERT_KEY\": must be 64 lowercase hexadecimal characters (32 bytes)"
-  CFG_TOKENS=()
+  CFG_TOKENS=() CFG_TOKEN_TTLS=() CFG_TOKEN_DESCRIPTIONS=()
   count=$(flat_count "$doc" bootstrapTokens)
   for ((i = 0; i < count; i++)); do
     token=$(flat_get "$doc" "bootstrapTokens.$i.token")
     [[ -z $token || $token =~ $TOKEN_FORMAT ]] ||
       kubeadm_fail "bootstrapTokens[$i].token: Invalid value: \"$token\": the bootstrap token is invalid"
+    ttl=$(flat_get "$doc" "bootstrapTokens.$i.ttl")
+    ttl=$(duration_seconds "${ttl:-24h}") ||
+      kubeadm_fail "bootstrapTokens[$i].ttl: Invalid value: \"$(flat_get "$doc" "bootstrapTokens.$i.ttl")\": time: invalid duration"
     CFG_TOKENS+=("${token:-$(random_token)}")
+    CFG_TOKEN_TTLS+=("$ttl")
+    CFG_TOKEN_DESCRIPTIONS+=("$(flat_get "$doc" "bootstrapTokens.$i.description")")
   done
-  ((${#CFG_TOKENS[@]})) || CFG_TOKENS=("$(random_token)")
+  if ((count == 0)); then   # kubeadm makes one when the config has none
+    CFG_TOKENS=("$(random_token)") CFG_TOKEN_TTLS=(86400) CFG_TOKEN_DESCRIPTIONS=("")
+  fi
 }
 
 # load_join_config FILE_OR_EMPTY: validates what `kubeadm join` got into JOIN_* and the node CFG_* settings.

@@ -2,7 +2,7 @@
 # kubeadm join: bootstrap-token discovery (cluster-info signature, CA public-key pin), the cluster's settings,
 # preflight (runtime checks; image pulls on control planes), registration, the node's files, kubelet start.
 
-readonly JOIN_CONFIG_FLAGS=" token discovery-token tls-bootstrap-token discovery-token-ca-cert-hash discovery-token-unsafe-skip-ca-verification control-plane certificate-key node-name cri-socket apiserver-advertise-address apiserver-bind-port "
+readonly JOIN_CONFIG_FLAGS=" token discovery-token discovery-token-ca-cert-hash discovery-token-unsafe-skip-ca-verification control-plane certificate-key node-name cri-socket apiserver-advertise-address apiserver-bind-port "
 
 cmd_join() {
   local config="" endpoint="" value name
@@ -13,7 +13,7 @@ cmd_join() {
     case $name in
       --config) take config "$@" ;;
       --ignore-preflight-errors) take IGNORED_PREFLIGHT "$@" ;;
-      --skip-phases | --v | -v) take value "$@" ;;
+      --v | -v) take value "$@" ;;
       --control-plane | --discovery-token-unsafe-skip-ca-verification) flags[${name#--}]=true SHIFT=1 ;;
       --discovery-token-ca-cert-hash)
         take value "$@"
@@ -46,7 +46,6 @@ join_flags_to_flat() {
   flat_add 0 kind JoinConfiguration
   flat_add 0 discovery.bootstrapToken.apiServerEndpoint "${given[endpoint]:-}"
   flat_add 0 discovery.bootstrapToken.token "${given[discovery-token]:-$token}"
-  flat_add 0 discovery.tlsBootstrapToken "${given[tls-bootstrap-token]:-$token}"
   for hash in "$@"; do flat_add 0 "discovery.bootstrapToken.caCertHashes.$((i++))" "$hash"; done
   flat_add 0 discovery.bootstrapToken.unsafeSkipCAVerification "${given[discovery-token-unsafe-skip-ca-verification]:-}"
   flat_add 0 nodeRegistration.name "${given[node-name]:-}"

@@ -4,14 +4,14 @@
 #
 # KUBE_STUB_ROOT (default empty) prefixes every fixed path the stub reads or writes (/etc/kubernetes,
 # /var/lib/kube-stub, /var/log/kube-stub.log, /proc/sys/..., the sockets it checks), so the unit tests can run it
-# on a developer machine. Paths given on the command line (--config F, -f F) are used as given. Paths handed to
+# on a developer machine. Its own files (this library, the test PKI) are found beside the script. Paths given on the command line (--config F, -f F) are used as given. Paths handed to
 # other programs (containerd's hosts dir, the CRI socket in kubelet flags) stay the host's own.
 
 ROOT=${KUBE_STUB_ROOT:-}
 ROOT=${ROOT%/}
 readonly ROOT
 readonly KUBE_VERSION=v@VERSION@
-readonly STUB_LIB=$ROOT/usr/lib/kube-stub
+readonly STUB_LIB=$STUB_LIB_DIR   # set by the script sourcing this file
 readonly STATE_DIR=$ROOT/var/lib/kube-stub
 readonly CLUSTER_DIR=$STATE_DIR/cluster   # the cluster's data; only on the host that ran `kubeadm init`
 readonly NODE_ENV=$STATE_DIR/node.env     # this host's node: runtime, role, where its API endpoint forwards
@@ -28,12 +28,15 @@ readonly CA_HASH_FORMAT='^sha256:[0-9a-f]{64}$'
 
 # Appends the invocation line "TIME PROGRAM ARGS..." (args shell-quoted) to /var/log/kube-stub.log. With a
 # config file it also saves a copy as /var/log/kube-stub/<line number>-<command>.yaml and names both on the line.
+# Best effort: a stub that cannot write its log (not root) still does its job. A kubeadm that is not installed
+# (run from an unpacked deb, as `bundle build` does for `config images list`) leaves no log on that machine.
 stub_log() {
   local program=$1 config=$2 command=$3 line copy n
   shift 3
+  [[ $STUB_LIB -ef $ROOT/usr/lib/kube-stub ]] || return 0
   line="$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) $program"
   (($#)) && line+=$(printf ' %q' "$@")
-  mkdir -p "${LOG_FILE%/*}" "$ROOT$CONFIG_COPY_DIR"
+  mkdir -p "${LOG_FILE%/*}" "$ROOT$CONFIG_COPY_DIR" 2>/dev/null && touch "$LOG_FILE" 2>/dev/null || return 0
   {
     flock 9
     if [[ -n $config ]]; then
@@ -92,6 +95,23 @@ random_token_chars() {
   local chars=abcdefghijklmnopqrstuvwxyz0123456789 out="" i
   for ((i = 0; i < $1; i++)); do out+=${chars:SRANDOM % 36:1}; done
   printf '%s\n' "$out"
+}
+
+# Seconds in a Go duration as kubeadm takes them for token TTLs ("24h0m0s", "1h30m", "90s"; "0" = forever);
+# fails on anything else.
+duration_seconds() {
+  local rest=$1 total=0 unit
+  [[ $rest =~ ^([0-9]+[hms])+$ || $rest == 0 ]] || return 1
+  while [[ $rest =~ ^([0-9]+)([hms])(.*)$ ]]; do
+    case ${BASH_REMATCH[2]} in
+      h) unit=3600 ;;
+      m) unit=60 ;;
+      s) unit=1 ;;
+    esac
+    total=$((total + 10#${BASH_REMATCH[1]} * unit))
+    rest=${BASH_REMATCH[3]}
+  done
+  printf '%s\n' "$total"
 }
 
 random_token() { printf '%s.%s\n' "$(random_token_chars 6)" "$(random_token_chars 16)"; }

@@ -6,13 +6,15 @@ readonly RESET_DIRECTORIES=("$KUBE_DIR/manifests" "$KUBELET_DIR" "$KUBE_DIR/pki"
 readonly RESET_FILES=("$KUBE_DIR/admin.conf" "$KUBE_DIR/super-admin.conf" "$KUBE_DIR/kubelet.conf"
   "$KUBE_DIR/bootstrap-kubelet.conf" "$KUBE_DIR/controller-manager.conf" "$KUBE_DIR/scheduler.conf")
 
+# Flags kubeadm reset takes that change nothing here are accepted and ignored.
+# shellcheck disable=SC2034  # `ignored` only soaks up their values
 cmd_reset() {
-  local force=0 value answer path name
+  local force=0 ignored answer path name
   while (($#)); do
     name=${1%%=*}
     case $name in
       -f | --force) force=1 SHIFT=1 ;;
-      --cri-socket | --ignore-preflight-errors | --kubeconfig | --cert-dir | --skip-phases | --v | -v) take value "$@" ;;
+      --cri-socket | --ignore-preflight-errors | --kubeconfig | --cert-dir | --skip-phases | --v | -v) take ignored "$@" ;;
       --cleanup-tmp-dir) SHIFT=1 ;;
       *) kubeadm_fail "unknown flag: $name" ;;
     esac

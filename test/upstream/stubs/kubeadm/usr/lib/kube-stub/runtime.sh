@@ -25,12 +25,9 @@ preflight_warning() { printf '\t[WARNING %s]: %s\n' "$1" "$2" >&2; }
 # Fails like kubeadm when the checks so far recorded errors.
 preflight_finish() {
   ((${#PREFLIGHT_ERRORS[@]})) || return 0
-  {
-    echo "error execution phase preflight: [preflight] Some fatal errors occurred:"
-    printf '\t%s\n' "${PREFLIGHT_ERRORS[@]}"
-    echo "[preflight] If you know what you are doing, you can make a check non-fatal with \`--ignore-preflight-errors=...\`"
-  } >&2
-  kubeadm_fail ""
+  kubeadm_fail "error execution phase preflight: [preflight] Some fatal errors occurred:
+$(printf '\t%s\n' "${PREFLIGHT_ERRORS[@]}")
+[preflight] If you know what you are doing, you can make a check non-fatal with \`--ignore-preflight-errors=...\`"
 }
 
 # Checks every node needs, before the runtime ones.

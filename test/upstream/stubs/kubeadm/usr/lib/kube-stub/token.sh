@@ -7,20 +7,22 @@ cmd_token() {
   shift || true
   case $sub in
     create) token_create "$@" ;;
+    list) token_list "$@" ;;
     generate) random_token ;;
-    *) kubeadm_fail "the kube-stub kubeadm supports \"token create\" and \"token generate\" only, not \"token $sub\"" ;;
+    *) kubeadm_fail "the kube-stub kubeadm supports \"token create|list|generate\" only, not \"token $sub\"" ;;
   esac
 }
 
 token_create() {
-  local token="" ttl=24h print=0 certificate_key="" value name endpoint answer hash
+  local token="" ttl=24h print=0 certificate_key="" description="" value name endpoint answer hash
   while (($#)); do
     name=${1%%=*}
     case $name in
       --print-join-command) print=1 SHIFT=1 ;;
       --ttl) take ttl "$@" ;;
       --certificate-key) take certificate_key "$@" ;;
-      --description | --usages | --groups | --kubeconfig | --v | -v) take value "$@" ;;
+      --description) take description "$@" ;;
+      --usages | --groups | --kubeconfig | --v | -v) take value "$@" ;;
       -*) kubeadm_fail "unknown flag: $name" ;;
       *) token=$1 SHIFT=1 ;;
     esac
@@ -28,8 +30,9 @@ token_create() {
   done
   token=${token:-$(random_token)}
   [[ $token =~ $TOKEN_FORMAT ]] || kubeadm_fail "the bootstrap token \"$token\" was not of the form \"[a-z0-9]{6}.[a-z0-9]{16}\""
+  duration_seconds "$ttl" >/dev/null || kubeadm_fail "invalid argument \"$ttl\" for \"--ttl\" flag: time: invalid duration \"$ttl\""
   endpoint=$(admin_endpoint)
-  answer=$(api_call "$endpoint" TOKEN-CREATE "$token" "$ttl") ||
+  answer=$(api_call "$endpoint" TOKEN-CREATE "$token" "$ttl" "$description") ||
     kubeadm_fail "failed to create or update bootstrap token with name bootstrap-token-${token%%.*}: $answer"
   if ((!print)); then
     echo "$token"
@@ -39,6 +42,24 @@ token_create() {
     kubeadm_fail "failed to load the CA certificate $KUBE_DIR/pki/ca.crt"
   printf 'kubeadm join %s --token %s --discovery-token-ca-cert-hash %s %s\n' "$endpoint" "$token" "$hash" \
     "${certificate_key:+--control-plane --certificate-key $certificate_key}"
+}
+
+# The cluster's unexpired bootstrap tokens, in kubeadm's table.
+token_list() {
+  local answer token expires description now ttl expiry
+  answer=$(api_call "$(admin_endpoint)" TOKENS) || kubeadm_fail "failed to list bootstrap tokens: $answer"
+  now=$(date +%s)
+  printf '%-24s  %-9s  %-20s  %-22s  %-20s  %s\n' TOKEN TTL EXPIRES USAGES DESCRIPTION "EXTRA GROUPS"
+  while IFS=$'\t' read -r token expires description; do
+    [[ -n $token ]] || continue
+    if ((expires == 0)); then
+      ttl='<forever>' expiry='<never>'
+    else
+      ttl=$(((expires - now + 3599) / 3600))h expiry=$(date -u -d "@$expires" +%Y-%m-%dT%H:%M:%SZ)
+    fi
+    printf '%-24s  %-9s  %-20s  %-22s  %-20s  %s\n' "$token" "$ttl" "$expiry" authentication,signing \
+      "${description:-<none>}" system:bootstrappers:kubeadm:default-node-token
+  done <<<"$answer"
 }
 
 # `kubeadm init phase ...`: only upload-certs, which re-uploads the control-plane certificates under a key.
