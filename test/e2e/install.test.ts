@@ -1,0 +1,183 @@
+/**
+ * `bundle install` end to end in the lab: real sshd, systemd, dpkg/apt, containerd and the distribution registry
+ * on Debian 12 hosts with no route out; stub kubeadm/kubelet/kubectl from the bundle. The bundle is built from
+ * the simulated upstream, which is NOT running while install runs: every pull below can only be served by the
+ * seeded registry.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync, closeSync, statSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CLI_MAIN } from '../helpers/cli.js';
+import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
+import { useLab, type Lab } from '../lab/lab.js';
+
+const LOG = '/var/log/kube-stub.log';
+
+describe('bundle install in the lab', () => {
+  const lab = useLab(4);
+  let dir: string;
+  let bundle: TestBundle;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kb-install-'));
+    bundle = await buildTestBundle(dir, ['--runtime', 'containerd']);
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** hosts.txt from "role[:name]" per lab host, in order */
+  function hostsFile(name: string, roles: string[]): string {
+    const file = join(dir, name);
+    writeFileSync(file, roles.map((role, i) => `${lab().hosts[i]!.ip} ${role}`).join('\n') + '\n');
+    return file;
+  }
+
+  /** The CLI inside the lab's network namespace, as an operator on the site's admin host would run it. */
+  async function bundleCli(args: string[], opts: { knownHosts?: string; bundleFile?: string; pubkey?: string } = {}) {
+    const l = lab();
+    return l.inNetns(
+      [process.execPath, '--import', 'tsx', CLI_MAIN, ...args,
+        '--bundle', opts.bundleFile ?? bundle.file, '--pubkey', opts.pubkey ?? bundle.pubkey,
+        '-i', l.keyFile, '--known-hosts', opts.knownHosts ?? l.knownHostsFile],
+      { check: false, timeoutMs: 15 * 60_000 },
+    );
+  }
+
+  async function nothingInstalled(l: Lab, hosts: number[]): Promise<void> {
+    for (const i of hosts) {
+      const r = await l.ssh(i, 'test -e /var/lib/kube-bundle || test -e /etc/kube-bundle', { check: false });
+      assert.notEqual(r.code, 0, `h${i} was not touched`);
+    }
+  }
+
+  test('a wrong public key or a tampered bundle stops install before any host is touched', async () => {
+    const hosts = hostsFile('h-faults.txt', ['control-plane', 'worker']);
+    const other = join(dir, 'other.pub.asc');
+    const { execFileSync } = await import('node:child_process');
+    execFileSync(process.execPath, ['--import', 'tsx', CLI_MAIN, 'keygen', '--out', join(dir, 'other')]);
+    copyFileSync(join(dir, 'other/signer.pub.asc'), other);
+    const wrongKey = await bundleCli(['install', '--hosts', hosts], { pubkey: other });
+    assert.equal(wrongKey.code, 2, wrongKey.stderr);
+    assert.match(wrongKey.stderr, /failed verification[\s\S]*signature/);
+
+    const tampered = join(dir, 'tampered.tar');
+    copyFileSync(bundle.file, tampered);
+    const fd = openSync(tampered, 'r+');
+    const at = Math.floor(statSync(tampered).size / 3);
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, at);
+    writeSync(fd, Buffer.from([(b[0] ?? 0) ^ 0xff]), 0, 1, at);
+    closeSync(fd);
+    const bad = await bundleCli(['install', '--hosts', hosts], { bundleFile: tampered });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /failed verification/);
+    await nothingInstalled(lab(), [1, 2]);
+  });
+
+  test('an unknown host key is refused unless --accept-new-host-keys; a host that is down is named; nothing changes', async () => {
+    const l = lab();
+    const empty = join(dir, 'known_hosts.empty');
+    writeFileSync(empty, '');
+    const hosts = hostsFile('h-keys.txt', ['control-plane', 'worker']);
+    const unknown = await bundleCli(['install', '--hosts', hosts, '--dry-run'], { knownHosts: empty });
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /host key.*SHA256:/i);
+    const accepted = await bundleCli(['install', '--hosts', hosts, '--dry-run', '--accept-new-host-keys'], { knownHosts: empty });
+    assert.equal(accepted.code, 0, accepted.stderr);
+    assert.match(readFileSync(empty, 'utf8'), new RegExp(l.hosts[0]!.ip.replace(/\./g, '\\.')));
+    assert.match(accepted.stderr + accepted.stdout, /kubeadm init --config/, 'the dry run shows the exact commands');
+
+    const down = join(dir, 'h-down.txt');
+    writeFileSync(down, `${l.hosts[0]!.ip} control-plane\n10.77.0.99 worker name=ghost\n`);
+    const started = Date.now();
+    const r = await bundleCli(['install', '--hosts', down]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /cannot reach 1 of 2 host\(s\); nothing was changed[\s\S]*10\.77\.0\.99 \(.*h-down\.txt:2\)/);
+    assert.ok(Date.now() - started < 60_000, 'a down host is reported within seconds, not minutes');
+    await nothingInstalled(l, [1, 2]);
+  });
+
+  test('1 control plane + 2 workers: a package step that fails once is resumed by the re-run, then the cluster is up', async () => {
+    const l = lab();
+    const hosts = hostsFile('h-3.txt', ['control-plane', 'worker', 'worker']);
+    // Leave dpkg "interrupted" on h3, as a crashed upgrade does: apt refuses to install until it is dealt with.
+    await l.ssh(3, 'mkdir -p /var/lib/dpkg/updates && echo broken > /var/lib/dpkg/updates/0001');
+    const first = await bundleCli(['install', '--hosts', hosts]);
+    assert.notEqual(first.code, 0);
+    assert.match(first.stdout, /Install failed on 1 host\(s\)[\s\S]*h3 .*Install packages from the bundle/);
+    await l.ssh(3, 'rm /var/lib/dpkg/updates/0001');
+
+    const second = await bundleCli(['install', '--hosts', hosts]);
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+    assert.match(second.stdout, /Cluster installed/);
+    const packagesPhase = second.stderr.slice(second.stderr.indexOf('• Install packages'), second.stderr.indexOf('• Seed and start'));
+    assert.match(packagesPhase, /– h1 \(.*\): already done/, 'the re-run resumed: h1 and h2 had finished their packages');
+    assert.match(packagesPhase, /✓ h3 /);
+
+    // kubeadm init ran on the control plane with the generated config; joins used the real CA hash
+    const cpLog = (await l.ssh(1, `cat ${LOG}`)).stdout;
+    assert.match(cpLog, /kubeadm init --config \/etc\/kube-bundle\/kubeadm-init\.yaml/);
+    const caHash = (await l.ssh(1, "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1")).stdout.trim();
+    for (const i of [2, 3]) {
+      const joinConfig = (await l.ssh(i, 'cat /etc/kube-bundle/kubeadm-join.yaml')).stdout;
+      assert.match(joinConfig, new RegExp(`sha256:${caHash}`));
+      assert.match((await l.ssh(i, `cat ${LOG}`)).stdout, /kubeadm join --config/);
+      assert.equal((await l.ssh(i, 'stat -c %a /etc/kube-bundle/kubeadm-join.yaml')).stdout.trim(), '600', 'the token is in no world-readable file');
+    }
+    const nodes = (await l.ssh(1, 'kubectl get nodes')).stdout;
+    for (const n of ['h1', 'h2', 'h3']) assert.match(nodes, new RegExp(`^${n}\\s`, 'm'));
+
+    // every node pulls through containerd's registry config, from the seeded registry only
+    for (const i of [1, 2, 3]) {
+      for (const ref of ['registry.k8s.io/pause:3.10', 'ghcr.io/flannel-io/flannel:v0.26.5', 'ghcr.io/flannel-io/flannel-cni-plugin:v1.6.2-flannel1']) {
+        await l.ssh(i, `ctr -n k8s.io images rm ${ref} >/dev/null 2>&1; ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d ${ref}`);
+      }
+    }
+    // the registry speaks TLS only, and refuses pushes
+    const plain = await l.ssh(2, `timeout 5 bash -c 'exec 3<>/dev/tcp/${l.hosts[0]!.ip}/5000; printf "GET /v2/ HTTP/1.0\\r\\n\\r\\n" >&3; cat <&3'`, { check: false });
+    assert.match(plain.stdout, /HTTP\/1\.[01] 400|client sent an HTTP request to an HTTPS server/i);
+    // trusting the CA for the registry's own address, a push reaches it over TLS and is refused
+    await l.ssh(2, `mkdir -p /etc/containerd/certs.d/${l.hosts[0]!.ip}:5000 && printf '[host."https://${l.hosts[0]!.ip}:5000"]\n  ca = "/etc/kube-bundle/pki/ca.crt"\n' > /etc/containerd/certs.d/${l.hosts[0]!.ip}:5000/hosts.toml`);
+    const push = await l.ssh(2, `ctr -n k8s.io images tag --force registry.k8s.io/pause:3.10 ${l.hosts[0]!.ip}:5000/pushed:1 >/dev/null && ctr -n k8s.io images push --hosts-dir /etc/containerd/certs.d ${l.hosts[0]!.ip}:5000/pushed:1 2>&1`, { check: false });
+    assert.notEqual(push.code, 0, 'push refused');
+    assert.doesNotMatch(push.stdout, /x509|certificate/i, 'refused by the registry, not by TLS');
+    await l.ssh(2, `rm -r /etc/containerd/certs.d/${l.hosts[0]!.ip}:5000`);
+
+    // a re-run changes nothing and says so
+    const again = await bundleCli(['install', '--hosts', hosts]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /Nothing to do/);
+  });
+
+  test('a worker added to the hosts file is joined on the next run, the rest untouched', async () => {
+    const l = lab();
+    const hosts = hostsFile('h-4.txt', ['control-plane', 'worker', 'worker', 'worker']);
+    const before = (await l.ssh(2, `wc -l < ${LOG}`)).stdout.trim();
+    const r = await bundleCli(['install', '--hosts', hosts]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match((await l.ssh(1, 'kubectl get nodes')).stdout, /^h4\s/m);
+    assert.equal((await l.ssh(2, `wc -l < ${LOG}`)).stdout.trim(), before, 'h2 ran no kube command');
+  });
+
+  test('bundle reset leaves the hosts able to install again: 3 control planes + 1 worker with an endpoint', async () => {
+    const l = lab();
+    const all = hostsFile('h-reset.txt', ['control-plane', 'worker', 'worker', 'worker']);
+    const reset = await l.inNetns([process.execPath, '--import', 'tsx', CLI_MAIN, 'reset', '--hosts', all, '--yes', '-i', l.keyFile, '--known-hosts', l.knownHostsFile], { check: false });
+    assert.equal(reset.code, 0, reset.stderr);
+    await nothingInstalled(l, [1, 2, 3, 4]);
+
+    const ha = hostsFile('h-ha.txt', ['control-plane', 'control-plane', 'control-plane', 'worker']);
+    const r = await bundleCli(['install', '--hosts', ha, '--control-plane-endpoint', l.hosts[0]!.ip]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    for (const i of [2, 3]) {
+      const config = (await l.ssh(i, 'cat /etc/kube-bundle/kubeadm-join.yaml')).stdout;
+      assert.match(config, /controlPlane:[\s\S]*certificateKey: "[0-9a-f]{64}"/);
+      assert.match((await l.ssh(i, `cat ${LOG}`)).stdout, /kubeadm join/);
+    }
+    const nodes = (await l.ssh(1, 'kubectl get nodes')).stdout;
+    assert.equal(nodes.match(/control-plane/g)?.length, 3, nodes);
+  });
+});
