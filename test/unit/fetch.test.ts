@@ -67,7 +67,7 @@ describe('fetchToCache', () => {
     assert.equal(second.fromCache, true);
     assert.equal(second.bytesFetched, 0);
     assert.equal(s.requests.length, 1, 'the hit must not touch the network');
-    assert.deepEqual(fetcher.stats, { bytesFetched: data.length, bytesFromCache: data.length, itemsFetched: 1, itemsFromCache: 1 });
+    assert.deepEqual(fetcher.stats, { bytesFetched: data.length, metadataBytesFetched: 0, bytesFromCache: data.length, itemsFetched: 1, itemsFromCache: 1 });
     assert.deepEqual(await listFiles(fetcher.cache.tmpDir), [], 'no partial left behind');
   });
 
