@@ -51,6 +51,7 @@ interface InstallFlags {
   podCidr: string;
   serviceCidr: string;
   controlPlaneEndpoint?: string;
+  vip?: string;
   registryPort: string;
   concurrency: string;
   dryRun?: boolean;
@@ -190,7 +191,7 @@ export function createProgram(): Command {
     .option('--pod-cidr <cidr>', 'pod network', '10.244.0.0/16')
     .option('--service-cidr <cidr>', 'service network', '10.96.0.0/12')
     .option('--control-plane-endpoint <host[:port]>', 'address the nodes use for the API server')
-    .option('--vip <address>', 'virtual address for a highly available control plane (keepalived + haproxy)')
+    .option('--vip <address>', 'virtual IPv4 address for a highly available control-plane endpoint: keepalived + haproxy on the lb hosts, else on the control planes (port 8443); needs a bundle built with --ha')
     .option('--registry-port <port>', 'port of the seeded registry', '5000')
     .option('--concurrency <n>', 'hosts worked on at once', '10')
     .option('--dry-run', 'print per host the uploads and exact commands, change nothing')
@@ -199,7 +200,8 @@ export function createProgram(): Command {
       'after',
       '\nhosts file, one host per line (# comments allowed):\n' +
         '  10.0.0.11  control-plane  name=cp1\n  10.0.0.21  worker         name=w1 user=admin identity=~/.ssh/site\n' +
-        '  10.0.0.30  registry       (optional: a dedicated registry host; else the first control plane serves it)\n\n' +
+        '  10.0.0.30  registry       (optional: a dedicated registry host; else the first control plane serves it)\n' +
+        '  10.0.0.5   lb             (optional, with --vip: holds the virtual address; else the control planes do)\n\n' +
         'Safe to re-run: it resumes after a failure, changes nothing after a success, and joins hosts added to the file.',
     )
     .action(async (flags: InstallFlags) => {
@@ -220,6 +222,7 @@ export function createProgram(): Command {
           podCidr: flags.podCidr,
           serviceCidr: flags.serviceCidr,
           controlPlaneEndpoint: flags.controlPlaneEndpoint,
+          vip: flags.vip,
           registryPort: positiveInt(flags.registryPort, '--registry-port'),
           concurrency: positiveInt(flags.concurrency, '--concurrency'),
           dryRun: Boolean(flags.dryRun),

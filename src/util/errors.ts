@@ -35,3 +35,15 @@ export function describeFailure(err: unknown, debug: boolean): { exitCode: numbe
     : `internal error: ${e.message}\n(run again with --debug for the stack trace; please report it)`;
   return { exitCode: 1, text };
 }
+
+/**
+ * A full disk (or quota) while writing `path` for `what` becomes an operator error naming both; anything else
+ * is returned unchanged for the caller to rethrow.
+ */
+export function diskFullError(err: unknown, path: string, what: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new UserError(`no space left writing ${path} (${what})`, 'free space there, or point --cache / --output at a disk with room; the work done so far is kept and resumes', { cause: err });
+  }
+  return err;
+}

@@ -130,6 +130,15 @@ describe('bundle install in the lab', () => {
     const nodes = (await l.ssh(1, 'kubectl get nodes')).stdout;
     for (const n of ['h1', 'h2', 'h3']) assert.match(nodes, new RegExp(`^${n}\\s`, 'm'));
 
+    // the join token and certificate key appear in no output and only in root-only files
+    const env = (await l.ssh(1, 'cat /etc/kube-bundle/cluster.env')).stdout;
+    const secrets = [...env.matchAll(/^(?:TOKEN|CERTIFICATE_KEY)=(.+)$/gm)].map((m) => m[1]!);
+    assert.equal(secrets.length, 2);
+    for (const secret of secrets) {
+      for (const out of [first.stdout, first.stderr, second.stdout, second.stderr]) assert.ok(!out.includes(secret), 'a secret leaked into the output');
+    }
+    assert.equal((await l.ssh(1, 'stat -c %a /etc/kube-bundle/cluster.env /etc/kube-bundle/kubeadm-init.yaml')).stdout.trim(), '600\n600');
+
     // every node pulls through containerd's registry config, from the seeded registry only
     for (const i of [1, 2, 3]) {
       for (const ref of ['registry.k8s.io/pause:3.10', 'ghcr.io/flannel-io/flannel:v0.26.5', 'ghcr.io/flannel-io/flannel-cni-plugin:v1.6.2-flannel1']) {

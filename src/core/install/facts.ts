@@ -27,7 +27,8 @@ export interface Facts {
   kubeletInstalled: boolean;
   clusterConfigured: boolean;
   containerdVersion: string | undefined;
-  dockerInstalled: boolean;
+  /** a Docker engine is running (a stopped one, e.g. left by `bundle reset`, is not in the way) */
+  dockerRunning: boolean;
   /** phases this host's journal records as done */
   journal: string[];
 }
@@ -48,7 +49,7 @@ const FACTS_SCRIPT = [
   `echo "kubelet=$(dpkg-query -W -f='\${Status}' kubelet 2>/dev/null | grep -c 'ok installed')"`,
   'echo "cluster=$([ -e /etc/kubernetes/kubelet.conf ] || [ -e /etc/kubernetes/admin.conf ] && echo 1 || echo 0)"',
   `echo "containerd=$(containerd --version 2>/dev/null | awk '{print $3}')"`,
-  'echo "docker=$(command -v dockerd >/dev/null && echo 1 || echo 0)"',
+  'echo "docker=$(systemctl is-active --quiet docker.service 2>/dev/null && echo 1 || echo 0)"',
   `echo "journal=$(cut -d' ' -f1 ${JOURNAL} 2>/dev/null | tr '\\n' ' ')"`,
 ].join('\n');
 
@@ -74,7 +75,7 @@ export async function gatherFacts(conn: Connection): Promise<Facts> {
     kubeletInstalled: kv.get('kubelet') === '1',
     clusterConfigured: kv.get('cluster') === '1',
     containerdVersion: kv.get('containerd') || undefined,
-    dockerInstalled: kv.get('docker') === '1',
+    dockerRunning: kv.get('docker') === '1',
     journal: words('journal'),
   };
 }
@@ -129,7 +130,7 @@ export function preflightProblems(hosts: PreflightHost[], req: PreflightRequirem
     seenIds.set(f.machineId, h.label);
     if (f.journal.includes('installed')) continue;
     if (f.clusterConfigured) say('already has a Kubernetes node configured (/etc/kubernetes): run `bundle reset` on it or remove it from the hosts file');
-    if (f.dockerInstalled && !f.journal.length) say('already runs a Docker engine not installed by kube-bundle');
+    if (f.dockerRunning && !f.journal.length) say('already runs a Docker engine not installed by kube-bundle');
     const ports = [
       ...(h.role === 'control-plane' ? [6443, 2379, 2380, 10250, 10257, 10259] : h.role === 'worker' ? [10250] : []),
       ...(h.label === req.registryLabel ? [req.registryPort] : []),

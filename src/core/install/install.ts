@@ -19,6 +19,7 @@ import { connect, type Connection } from '../ssh/connection.js';
 import { Secrets } from '../ssh/command.js';
 import { sha256File } from '../ssh/upload.js';
 import { gatherFacts, preflightProblems, type Facts } from './facts.js';
+import { checkHaOptions, describeHa, haEndpoint, haPreflight, planHa, type HaPlan } from './ha.js';
 import { readHostsFile, type HostSpec } from './hosts.js';
 import { osFor, type HostOS } from './os.js';
 import { installPhases } from './phases-install.js';
@@ -37,6 +38,8 @@ export interface InstallOptions {
   podCidr: string;
   serviceCidr: string;
   controlPlaneEndpoint?: string;
+  /** a virtual address for the control-plane endpoint, held by keepalived, served by haproxy (ha.ts) */
+  vip?: string;
   registryPort: number;
   concurrency: number;
   dryRun: boolean;
@@ -81,6 +84,8 @@ export interface InstallContext {
   registry: string;
   /** host:port of the API server for joins */
   endpoint: string;
+  /** the virtual control-plane address, with --vip */
+  ha?: HaPlan;
   secrets: Secrets;
   /** set by the init phase, or read back from the first control plane on a re-run */
   cluster?: ClusterSecrets;
@@ -118,11 +123,13 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
   const bundleSha256 = await sha256File(bundleFile);
   const target = loadTarget(manifest.target);
   const os = osFor(target);
+  checkHaOptions({ vip: options.vip, specs, hostsFile: options.hostsFile, controlPlaneEndpoint: options.controlPlaneEndpoint, bundleFile, manifest, haPackages: target.packages.ha });
 
   const secrets = new Secrets();
   options.log(`Connecting to ${specs.length} host(s)`);
   const nodes = await connectAll(specs, options, secrets);
   const ctx = buildContext(options, nodes, { bundleFile, bundleSha256, manifest, flannelManifest: members.get(manifestFile('kube-flannel.yml'))!.toString('utf8'), os, secrets, signerKey: options.pubkey ? await readFile(options.pubkey, 'utf8') : undefined });
+  if (ctx.ha) options.log(describeHa(ctx.ha));
 
   try {
     const problems = preflightProblems(
@@ -136,6 +143,7 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
         registryLabel: ctx.registryNode.label,
       },
     );
+    problems.push(...(await haPreflight(ctx)));
     if (problems.length) {
       throw new UserError(`preflight found ${problems.length} problem(s); nothing was changed:\n  ${problems.join('\n  ')}`);
     }
@@ -190,7 +198,8 @@ function buildContext(
   const firstControlPlane = controlPlanes[0];
   if (!firstControlPlane) throw new UserError(`${options.hostsFile} lists no control-plane host`);
   const registryNode = nodes.find((n) => n.spec.role === 'registry') ?? firstControlPlane;
-  const endpoint = options.controlPlaneEndpoint ? withPort(options.controlPlaneEndpoint, 6443) : `${hostForUrl(firstControlPlane.spec.address)}:6443`;
+  const ha = options.vip ? planHa(options.vip, nodes) : undefined;
+  const endpoint = ha ? haEndpoint(ha) : options.controlPlaneEndpoint ? withPort(options.controlPlaneEndpoint, 6443) : `${hostForUrl(firstControlPlane.spec.address)}:6443`;
   return {
     options,
     ...bundle,
@@ -202,6 +211,7 @@ function buildContext(
     registryNode,
     registry: `${hostForUrl(registryNode.spec.address)}:${options.registryPort}`,
     endpoint,
+    ...(ha ? { ha } : {}),
   };
 }
 

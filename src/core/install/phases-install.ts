@@ -6,16 +6,19 @@
  * Host-side work lives in scripts carried in the bundle's installer/ (scripts/host/ in this repository); here
  * are the decisions, the generated files and the exact commands, which --dry-run prints.
  */
+import { formatBytes } from '../../util/progress.js';
 import { parseReference } from '../oci/reference.js';
 import { shQuote } from '../ssh/command.js';
 import { uploadSmallFile } from '../ssh/upload.js';
 import { CA_FILE, CLUSTER_ENV, ETC, JOURNAL, PKI, REGISTRY_STORAGE, REMOTE_ROOT, SIGNER_KEY } from './host-paths.js';
 import type { ClusterSecrets, InstallContext, Node } from './install.js';
+import { haApiPhase, haPhase, isHaHolder } from './ha.js';
 import type { Phase } from './phases.js';
 import {
   CERTS_D, CONTAINERD_SOCKET, caCertHash, containerdConfig, hostsToml, kubeadmInitConfig, kubeadmJoinConfig, newBootstrapToken, newCertificateKey,
   renderFlannel, renderTemplate,
 } from './render.js';
+import { DOCKER_DAEMON_JSON_NEW, SETUP_DOCKER_SCRIPT, dockerFiles, registryImage, runtimeNaming } from './runtime-docker.js';
 
 type InstallPhase = Phase<Node, InstallContext>;
 
@@ -100,7 +103,14 @@ export function installPhases(): InstallPhase[] {
           describe: `upload ${ctx.bundleFile} → ${bundleTar(ctx)} (skipped when the host has it; resumed when cut; sha256 checked on the host)`,
           run: async (h) => {
             await h.conn.run(`mkdir -p ${REMOTE_ROOT}/bundles`);
-            await h.conn.upload(ctx.bundleFile, bundleTar(ctx), { sha256: ctx.bundleSha256 });
+            const started = Date.now();
+            const sent = await h.conn.upload(ctx.bundleFile, bundleTar(ctx), { sha256: ctx.bundleSha256 });
+            const seconds = (Date.now() - started) / 1000;
+            ctx.options.log(
+              sent.skipped
+                ? `    ${h.label}: the bundle is already there`
+                : `    ${h.label}: sent ${formatBytes(sent.bytesSent)} in ${seconds.toFixed(1)}s (${formatBytes(sent.bytesSent / Math.max(seconds, 0.001))}/s)${sent.resumedFrom ? `, resumed at ${formatBytes(sent.resumedFrom)}` : ''}`,
+            );
           },
         },
         command(
@@ -121,7 +131,7 @@ export function installPhases(): InstallPhase[] {
     journaled('packages', {
       title: 'Install packages from the bundle',
       steps: (host, ctx) => {
-        const packages = ctx.os.packages(host.spec.role, ctx.options.runtime, { registryHere: host === ctx.registryNode, ha: false });
+        const packages = ctx.os.packages(host.spec.role, ctx.options.runtime, { registryHere: host === ctx.registryNode, ha: isHaHolder(ctx, host) });
         return [
           command(ctx.os.preparePorts()),
           command(`${installer(ctx, 'install-packages.sh')} ${bundleDir(ctx)} ${keyring(ctx)} ${packages.join(' ')}`, { timeoutMs: 30 * 60_000 }),
@@ -146,16 +156,14 @@ export function installPhases(): InstallPhase[] {
       ],
     }),
     journaled('runtime', {
-      title: 'Configure containerd',
+      title: 'Configure the container runtime',
       hosts: (all) => all.filter(isNode),
       steps: (host, ctx) => [
         file(CA_FILE, () => registryCa(ctx), 0o644, `the registry's CA, from ${ctx.registryNode.label}`),
-        ...upstreamRegistries(ctx).map((upstream) => file(`${CERTS_D}/${upstream}/hosts.toml`, hostsToml(upstream, ctx.registry, CA_FILE))),
-        file('/etc/containerd/config.toml', async () => containerdConfig(await containerdMajor(host), sandboxImage(ctx)), 0o644, 'config version 2 for containerd 1.x, 3 for 2.x'),
-        file('/etc/crictl.yaml', renderTemplate('crictl/crictl.yaml', { criSocket: CONTAINERD_SOCKET })),
-        command('systemctl enable --quiet containerd && systemctl restart containerd && timeout 60 sh -c "until ctr version >/dev/null 2>&1; do sleep 0.2; done"'),
+        ...(ctx.options.runtime === 'docker' ? dockerSteps(host, ctx) : containerdSteps(host, ctx)),
       ],
     }),
+    haPhase((ctx) => installer(ctx, 'setup-lb.sh')),
     journaled('init', {
       title: 'kubeadm init on the first control plane',
       hosts: (_all, ctx) => [ctx.firstControlPlane],
@@ -168,9 +176,9 @@ export function installPhases(): InstallPhase[] {
           certificateKey: cluster.certificateKey,
           advertiseAddress: host.spec.address,
           nodeName: host.name,
-          criSocket: CONTAINERD_SOCKET,
+          criSocket: runtimeNaming(ctx.options.runtime, ctx.registry).criSocket,
           controlPlaneEndpoint: ctx.endpoint,
-          imageRepository: 'registry.k8s.io',
+          imageRepository: runtimeNaming(ctx.options.runtime, ctx.registry).imageRepository,
           podSubnet: ctx.options.podCidr,
           serviceSubnet: ctx.options.serviceCidr,
           certSANs: [...new Set([host.spec.address, host.name, ctx.endpoint.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')])],
@@ -183,11 +191,12 @@ export function installPhases(): InstallPhase[] {
         ];
       },
     }),
+    haApiPhase(),
     journaled('network', {
       title: 'Apply flannel',
       hosts: (_all, ctx) => [ctx.firstControlPlane],
       steps: (_host, ctx) => [
-        file(`${ETC}/kube-flannel.yml`, renderFlannel(ctx.flannelManifest, ctx.options.podCidr)),
+        file(`${ETC}/kube-flannel.yml`, renderFlannel(ctx.flannelManifest, ctx.options.podCidr, runtimeNaming(ctx.options.runtime, ctx.registry).imageFor)),
         command(`kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f ${ETC}/kube-flannel.yml`, { timeoutMs: 10 * 60_000 }),
       ],
     }),
@@ -232,7 +241,7 @@ function joinPhase(id: string, title: string, which: (n: Node, ctx: InstallConte
         token: cluster.token,
         caCertHash: ctx.caCertHash ?? 'sha256:<hash of the cluster CA>',
         nodeName: host.name,
-        criSocket: CONTAINERD_SOCKET,
+        criSocket: runtimeNaming(ctx.options.runtime, ctx.registry).criSocket,
         ...(controlPlane ? { controlPlane: { advertiseAddress: host.spec.address, certificateKey: cluster.certificateKey } } : {}),
       });
       return [
@@ -273,6 +282,24 @@ async function readClusterSecrets(ctx: InstallContext, controlPlane: boolean): P
     await cp.conn.run(`kubeadm init phase upload-certs --upload-certs --certificate-key ${certificateKey}`);
     await cp.conn.run(`sed -i 's/^CERTS_UPLOADED=.*/CERTS_UPLOADED=${Date.now()}/' ${CLUSTER_ENV}`);
   }
+}
+
+function containerdSteps(host: Node, ctx: InstallContext): Step[] {
+  return [
+    ...upstreamRegistries(ctx).map((upstream) => file(`${CERTS_D}/${upstream}/hosts.toml`, hostsToml(upstream, ctx.registry, CA_FILE))),
+    file('/etc/containerd/config.toml', async () => containerdConfig(await containerdMajor(host), sandboxImage(ctx)), 0o644, 'config version 2 for containerd 1.x, 3 for 2.x'),
+    file('/etc/crictl.yaml', renderTemplate('crictl/crictl.yaml', { criSocket: CONTAINERD_SOCKET })),
+    command('systemctl enable --quiet containerd && systemctl restart containerd && timeout 60 sh -c "until ctr version >/dev/null 2>&1; do sleep 0.2; done"'),
+  ];
+}
+
+/** Docker files (runtime-docker.ts), then setup-docker.sh (re)starts dockerd and cri-dockerd and waits for them. */
+function dockerSteps(host: Node, ctx: InstallContext): Step[] {
+  const files = dockerFiles(host, { registry: ctx.registry, registryCa: () => registryCa(ctx), caFrom: ctx.registryNode.label, pauseImage: registryImage(sandboxImage(ctx), ctx.registry) });
+  return [
+    ...files.map((f) => file(f.path, f.content, f.mode, f.what)),
+    command(`${installer(ctx, SETUP_DOCKER_SCRIPT)} ${DOCKER_DAEMON_JSON_NEW}`, { timeoutMs: 5 * 60_000 }),
+  ];
 }
 
 const caCache = new WeakMap<InstallContext, Promise<string>>();
