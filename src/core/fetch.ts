@@ -21,7 +21,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import got, { RequestError, TimeoutError } from 'got';
 import { UserError } from '../util/errors.js';
-import { type BlobCache, isNotFound } from './cache.js';
+import { type BlobCache, FileWriter, isNotFound } from './cache.js';
 
 export interface Timeouts {
   /** DNS lookup and TCP/TLS connect, each. */
@@ -356,20 +356,21 @@ export class Fetcher {
 
   /**
    * Append the body to the partial, hashing as it goes; returns the bytes written. A plain loop rather than
-   * stream.pipeline: when the connection breaks, every byte received is already on disk (pipeline would drop
-   * buffered chunks), so the resume starts exactly where the network stopped.
+   * stream.pipeline: when the connection breaks, every byte received is written out before the error is passed
+   * on (pipeline would drop buffered chunks), so the resume starts exactly where the network stopped. The writes
+   * overlap with receiving and hashing (see FileWriter).
    */
   private async writeBody(request: FetchRequest, res: HttpResponse, partial: string, offset: number, hash: Hash, item: ItemProgress): Promise<number> {
     const { size } = request.expected;
-    const file = await open(partial, offset > 0 ? 'a' : 'w');
+    const file = new FileWriter(await open(partial, offset > 0 ? 'a' : 'w'));
     let received = 0;
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         if (size !== undefined && offset + received + chunk.length > size) {
           throw new UserError(`${labelOf(request)}: ${redact(res.url)} sent more than the expected ${size} bytes`);
         }
-        await file.write(chunk);
         hash.update(chunk);
+        await file.write(chunk);
         received += chunk.length;
         this.counters.bytesFetched += chunk.length;
         item.advance(chunk.length);

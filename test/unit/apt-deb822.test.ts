@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDeb822, parseSingleParagraph, requireField } from '../../src/core/apt/deb822.js';
+import { parseDeb822, parseSingleParagraph, requireField, scanDeb822, scanDeb822Pieces, type ByteSource, type Deb822Span } from '../../src/core/apt/deb822.js';
 import { UserError } from '../../src/util/errors.js';
 
 const PACKAGES = `Package: conntrack
@@ -81,6 +81,57 @@ describe('parseDeb822', () => {
     const [p] = parseDeb822('\nPackage: a\n');
     assert.ok(p);
     assert.throws(() => requireField(p, 'Version', 'Packages'), /Packages:2: paragraph has no Version field/);
+  });
+});
+
+describe('parseDeb822 and scanDeb822 on bytes', () => {
+  const UTF8 = 'Package: tzdata\nDescription: zones — Zeitzonen\n Zürich, 東京\n\nPackage: après\nVersion: 1\n';
+  const bytes = Buffer.from(UTF8, 'utf8');
+
+  it('decodes UTF-8 bytes as the text would parse', () => {
+    assert.deepEqual(parseDeb822(bytes), parseDeb822(UTF8));
+    assert.equal(parseDeb822(bytes)[0]?.fields.get('description'), 'zones — Zeitzonen\nZürich, 東京');
+    assert.equal(parseDeb822(bytes)[1]?.fields.get('package'), 'après');
+  });
+
+  it('gives each paragraph as a byte range of the input, without the line break after it', () => {
+    const spans = [...scanDeb822(bytes)];
+    assert.deepEqual(
+      spans.map((s) => bytes.toString('utf8', s.start, s.end)),
+      ['Package: tzdata\nDescription: zones — Zeitzonen\n Zürich, 東京', 'Package: après\nVersion: 1'],
+    );
+    assert.deepEqual(spans.map((s) => s.line), [1, 5]);
+  });
+
+  it('counts lines from firstLine, for a piece of a bigger file', () => {
+    assert.throws(() => parseDeb822('A: 1\nbroken\n', { source: 'Packages', firstLine: 40 }), /Packages:41: expected 'Field: value'/);
+  });
+});
+
+describe('scanDeb822Pieces', () => {
+  // paragraphs of different lengths, CRLF, whitespace-only separators, comments, a paragraph longer than a piece
+  const TEXT = [
+    'Package: a\nVersion: 1\nDescription: short\n',
+    'Package: b\r\nVersion: 2\r\n  \t\r\n',
+    '# a comment\n\n\nPackage: c\nDescription: long\n' + ' line of text\n'.repeat(40) + '\n',
+    'Package: d\n# inside\nVersion: 4',
+  ].join('\n');
+  const bytes = Buffer.from(TEXT);
+  const inMemory: ByteSource = { read: (position, length) => bytes.subarray(position, position + length) };
+  const plain = (spans: Iterable<Deb822Span>) => [...spans].map((s) => ({ ...s, fields: [...s.fields] }));
+
+  it('finds the same paragraphs, lines and offsets as one scan of the whole, whatever the piece size', () => {
+    const whole = plain(scanDeb822(bytes, { source: 'P' }));
+    assert.equal(whole.length, 4);
+    for (const pieceBytes of [1, 7, 64, 100, 4096]) {
+      assert.deepEqual(plain(scanDeb822Pieces(inMemory, { source: 'P' }, pieceBytes)), whole, `pieces of ${pieceBytes} bytes`);
+    }
+  });
+
+  it('names the line of the whole input in errors from a later piece', () => {
+    const bad = Buffer.from('A: 1\n\n'.repeat(30) + 'B: 2\nno colon\n');
+    const source: ByteSource = { read: (position, length) => bad.subarray(position, position + length) };
+    assert.throws(() => [...scanDeb822Pieces(source, { source: 'Packages' }, 16)], /Packages:62: expected 'Field: value', got 'no colon'/);
   });
 });
 

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 import { PackageIndex, type PackageSource } from '../../src/core/apt/index.js';
 
 const SHA = (c: string) => c.repeat(64);
@@ -23,7 +26,7 @@ function stanza(fields: Record<string, string>): string {
 }
 
 function source(label: string, stanzas: string[]): PackageSource {
-  return { label, baseUrl: `https://example.test/${label}`, packagesText: stanzas.join('\n\n') + '\n', packagesUrl: `https://example.test/${label}/Packages` };
+  return { label, baseUrl: `https://example.test/${label}`, packages: stanzas.join('\n\n') + '\n', packagesUrl: `https://example.test/${label}/Packages` };
 }
 
 const main = source('bookworm', [
@@ -110,5 +113,39 @@ describe('PackageIndex', () => {
   it('reports a malformed Depends when it is first read, naming file, line, package and field', () => {
     const idx = PackageIndex.build([source('k8s', [stanza({ Package: 'kubelet', Version: '1.32.3-1.1', Depends: 'iptables (>= 1.4.21' })])], 'amd64');
     assert.throws(() => idx.candidate('kubelet')?.depends, /Packages:1: kubelet 1.32.3-1.1 Depends: cannot parse relation 'iptables \(>= 1.4.21'/);
+  });
+});
+
+describe('PackageIndex over a Packages file on disk', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'apt-index-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const withText = (label: string, text: string): PackageSource => {
+    const file = join(dir, label);
+    writeFileSync(file, text);
+    return { label, baseUrl: `https://example.test/${label}`, packages: { file }, packagesUrl: file };
+  };
+  // many stanzas, so that the file is read in several pieces; one with UTF-8 beyond ASCII
+  const stanzas = Array.from({ length: 3000 }, (_, i) => stanza({ Package: `pkg${i}`, Version: `1.${i}`, Depends: `pkg${i + 1}`, Description: `package ${i}\n ${'x'.repeat(2000)}` }));
+  stanzas.push(stanza({ Package: 'tzdata', Version: '2024a', Description: 'Zürich — 東京' }));
+  const text = stanzas.join('\n\n') + '\n';
+
+  it('indexes the same records as the same bytes in memory, reading stanzas back from the file', () => {
+    const fromFile = PackageIndex.build([withText('main', text)], 'amd64');
+    const inMemory = PackageIndex.build([{ label: 'main', baseUrl: 'https://example.test/main', packages: Buffer.from(text), packagesUrl: 'm' }], 'amd64');
+    for (const name of ['pkg0', 'pkg1234', 'pkg2999', 'tzdata']) {
+      const a = fromFile.candidate(name);
+      const b = inMemory.candidate(name);
+      assert.ok(a && b, name);
+      assert.equal(a.stanza, b.stanza);
+      assert.deepEqual([a.version, a.filename, a.size, a.sha256, a.depends], [b.version, b.filename, b.size, b.sha256, b.depends]);
+    }
+    assert.ok(fromFile.candidate('tzdata')?.stanza.endsWith('Description: Zürich — 東京'));
+    assert.equal([...fromFile.packageNames()].length, 3001);
+  });
+
+  it('names the line in the whole file of a bad stanza far into it', () => {
+    const bad = withText('bad', text + '\n' + stanza({ Package: 'kubelet', Size: '12k' }) + '\n');
+    const line = text.split('\n').length + 1;
+    assert.throws(() => PackageIndex.build([bad], 'amd64'), new RegExp(`bad:${line}: kubelet 1.0: invalid Size '12k'`));
   });
 });

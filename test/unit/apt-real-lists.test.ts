@@ -28,8 +28,8 @@ function listFile(suite: string, suffix: string): string {
 }
 
 /** apt may keep lists compressed (lz4 here); apt-helper decompresses whatever apt wrote. */
-function readList(path: string): string {
-  return execFileSync('/usr/lib/apt/apt-helper', ['cat-file', path], { maxBuffer: 256 << 20 }).toString('utf8');
+function readList(path: string): Buffer {
+  return execFileSync('/usr/lib/apt/apt-helper', ['cat-file', path], { maxBuffer: 256 << 20 });
 }
 
 /** What apt's own solver installs on a system with nothing installed, without Recommends: `name=version`, by name. */
@@ -67,23 +67,23 @@ function k8sPackages(): string {
 }
 
 describe('apt core on the real bookworm lists', () => {
-  let texts: Map<string, string>;
+  let lists: Map<string, Buffer>;
   let index: PackageIndex;
   let work: string;
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'apt-real-'));
-    texts = new Map(SUITES.map((suite) => [suite, readList(listFile(suite, `main_binary-amd64_Packages`))]));
+    lists = new Map(SUITES.map((suite) => [suite, readList(listFile(suite, `main_binary-amd64_Packages`))]));
     const sources: PackageSource[] = SUITES.map((suite) => ({
       label: suite,
       baseUrl: `https://archive.invalid/${suite}/`,
-      packagesText: texts.get(suite) as string,
+      packages: lists.get(suite) as Buffer,
       packagesUrl: listFile(suite, 'main_binary-amd64_Packages'),
     }));
     const started = performance.now();
     index = PackageIndex.build(sources, 'amd64');
     const ms = performance.now() - started;
-    const mb = [...texts.values()].reduce((n, t) => n + t.length, 0) / 1e6;
+    const mb = [...lists.values()].reduce((n, t) => n + t.length, 0) / 1e6;
     process.stdout.write(`parsed ${mb.toFixed(1)} MB of Packages into an index in ${ms.toFixed(0)} ms\n`);
   });
 
@@ -98,7 +98,7 @@ describe('apt core on the real bookworm lists', () => {
       assert.equal(release.codename, suite);
       const expected = release.files.get(INDEX_PATH);
       assert.ok(expected, `${suite} InRelease lists ${INDEX_PATH}`);
-      verifyIndexFile({ path: INDEX_PATH, url: listFile(suite, 'main_binary-amd64_Packages'), compression: 'none', expected }, Buffer.from(texts.get(suite) as string, 'utf8'));
+      verifyIndexFile({ path: INDEX_PATH, url: listFile(suite, 'main_binary-amd64_Packages'), compression: 'none', expected }, lists.get(suite) as Buffer);
     }
   });
 
@@ -126,8 +126,8 @@ describe('apt core on the real bookworm lists', () => {
   });
 
   it('resolves kubeadm, kubelet and kubectl from a flat repository over the Debian sources', () => {
-    const k8s: PackageSource = { label: 'k8s-v1.32', baseUrl: 'https://k8s.invalid/v1.32/deb/', packagesText: k8sPackages(), packagesUrl: 'k8s Packages' };
-    const debian = SUITES.map((suite) => ({ label: suite, baseUrl: `https://archive.invalid/${suite}/`, packagesText: texts.get(suite) as string, packagesUrl: suite }));
+    const k8s: PackageSource = { label: 'k8s-v1.32', baseUrl: 'https://k8s.invalid/v1.32/deb/', packages: k8sPackages(), packagesUrl: 'k8s Packages' };
+    const debian = SUITES.map((suite) => ({ label: suite, baseUrl: `https://archive.invalid/${suite}/`, packages: lists.get(suite) as Buffer, packagesUrl: suite }));
     const withK8s = PackageIndex.build([k8s, ...debian], 'amd64');
     const closure = resolveClosure(withK8s, [{ name: 'kubeadm', version: '1.32.3-1.1' }, { name: 'kubelet', version: '1.32.3-1.1' }, { name: 'kubectl' }], { excludePriorityRequired: true });
     const chosen = new Map(closure.packages.map((p) => [p.name, p]));

@@ -21,7 +21,7 @@ function pkg(name: string, version: string, fields: Record<string, string> = {})
 }
 
 function indexOf(...stanzas: string[]): PackageIndex {
-  return PackageIndex.build([{ label: 'test', baseUrl: 'https://example.test/', packagesText: stanzas.join('\n\n'), packagesUrl: 'test/Packages' }], 'amd64');
+  return PackageIndex.build([{ label: 'test', baseUrl: 'https://example.test/', packages: stanzas.join('\n\n'), packagesUrl: 'test/Packages' }], 'amd64');
 }
 
 function names(closure: Closure): string[] {

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, open, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BlobCache } from '../../src/core/cache.js';
+import { BlobCache, FileWriter } from '../../src/core/cache.js';
 import { Fetcher, type FetcherOptions, type ProgressEvent } from '../../src/core/fetch.js';
 import { UserError } from '../../src/util/errors.js';
 import { type TestServer, serveBytes, startHttpServer } from './helpers/fake-registry.js';
@@ -339,6 +339,34 @@ describe('BlobCache', () => {
     const result = await fetcher.fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length } });
     assert.equal(result.fromCache, false);
     assert.deepEqual(await readFile(result.path), data);
+  });
+});
+
+describe('FileWriter', () => {
+  test('writes every chunk in order across batches: tiny chunks, big ones, and a resumed file', async () => {
+    const file = path.join(work, 'writer-order');
+    const chunks = [
+      ...Array.from({ length: 700 }, (_, i) => Buffer.from([i % 256])), // more than one batch's worth of chunks
+      randomBytes(3 << 20), // more than one batch's worth of bytes
+      ...Array.from({ length: 50 }, () => randomBytes(40_000)),
+    ];
+    const writer = new FileWriter(await open(file, 'w'));
+    for (const chunk of chunks.slice(0, 400)) await writer.write(chunk);
+    await writer.close();
+    const resumed = new FileWriter(await open(file, 'a'));
+    for (const chunk of chunks.slice(400)) await resumed.write(chunk);
+    await resumed.close();
+    assert.deepEqual(await readFile(file), Buffer.concat(chunks));
+  });
+
+  test('a failing write is thrown by close, after the file is closed, and never left unhandled', async () => {
+    const file = path.join(work, 'writer-fails');
+    await writeFile(file, 'x');
+    const handle = await open(file, 'r'); // writes fail with EBADF
+    const writer = new FileWriter(handle);
+    await writer.write(randomBytes(2 << 20)).catch(() => undefined); // may already see the failure
+    await assert.rejects(writer.close(), /EBADF|bad file descriptor/i);
+    await assert.rejects(handle.stat(), /closed/i);
   });
 });
 

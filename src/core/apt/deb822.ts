@@ -3,41 +3,111 @@
  * blank lines, where a line starting with a space or tab continues the previous field and a line starting with `#`
  * is a comment.
  *
- * Built for Debian's main Packages file (~60k paragraphs, ~50 MB): one pass over the text with indexOf, no split()
- * of the whole file, and each paragraph's text is a slice of the input (V8 shares the input's storage for slices, so
- * keeping the original text of every paragraph costs no copy).
+ * Built for Debian's main Packages file (~60k paragraphs, ~50 MB): one pass over the bytes with indexOf, no split()
+ * and no decoding of the whole file. Only the values of the fields asked for are decoded, each into a string of its
+ * own, so a caller can keep a few fields of every paragraph while the bytes (and the long Description fields nobody
+ * here reads) are dropped, or keep a paragraph's text as a byte range (`scanDeb822`) and decode it when needed.
  */
 import { UserError } from '../../util/errors.js';
 
-export interface Deb822Paragraph {
+export interface Deb822Fields {
   /**
    * Field values by lower-cased name (field names are case-insensitive). A value is the text after the colon,
    * trimmed; continuation lines are appended each trimmed, after a "\n". Description's " ." blank-line marks are
-   * kept as "." (use `text` when the exact form matters).
+   * kept as "." (use the paragraph's text when the exact form matters).
    */
   readonly fields: ReadonlyMap<string, string>;
-  /** The paragraph exactly as in the input, comments included, without the trailing newline. */
-  readonly text: string;
   /** 1-based line number of the paragraph's first line, for error messages. */
   readonly line: number;
+}
+
+export interface Deb822Paragraph extends Deb822Fields {
+  /** The paragraph exactly as in the input, comments included, without the trailing newline. */
+  readonly text: string;
+}
+
+/** A paragraph found by `scanDeb822`: its fields, and where its text lies in the input bytes. */
+export interface Deb822Span extends Deb822Fields {
+  /** Byte offset of the paragraph's first line. */
+  readonly start: number;
+  /** Byte offset just past its last line, trailing line breaks excluded. */
+  readonly end: number;
 }
 
 export interface Deb822Options {
   /** Names the input in errors (a file path or URL). */
   source?: string;
   /**
-   * Lower-cased names of the fields to keep in `fields`; others are skipped (they stay in `text`). Saves most of
+   * Lower-cased names of the fields to keep in `fields`; others are skipped (they stay in the text). Saves most of
    * the work on Packages files, whose long Description fields nobody here reads.
    */
   onlyFields?: ReadonlySet<string>;
+  /** Line number of the input's first line, when the input is a piece of a bigger file whose lines errors name. */
+  firstLine?: number;
 }
 
-/** Parse every paragraph of `text`. Throws a UserError naming the source and line on malformed input. */
-export function parseDeb822(text: string, options: Deb822Options = {}): Deb822Paragraph[] {
-  const parser = new ParagraphParser(text, options);
+/** Parse every paragraph of `input` (text, or UTF-8 bytes). Throws a UserError naming the source and line on malformed input. */
+export function parseDeb822(input: string | Uint8Array, options: Deb822Options = {}): Deb822Paragraph[] {
+  const bytes = asBuffer(input);
   const paragraphs: Deb822Paragraph[] = [];
-  for (let p = parser.next(); p; p = parser.next()) paragraphs.push(p);
+  for (const span of scanDeb822(bytes, options)) {
+    paragraphs.push({ fields: span.fields, line: span.line, text: bytes.toString('utf8', span.start, span.end) });
+  }
   return paragraphs;
+}
+
+/** Every paragraph of `bytes` (UTF-8) with the byte range of its text, parsed one at a time as the caller iterates. */
+export function* scanDeb822(bytes: Uint8Array, options: Deb822Options = {}): Generator<Deb822Span> {
+  const parser = new ParagraphParser(asBuffer(bytes), options);
+  for (let span = parser.next(); span; span = parser.next()) yield span;
+}
+
+/** A byte range of an input that is too big to be held in memory at once (a Packages file on disk). */
+export interface ByteSource {
+  /** Up to `length` bytes from `position`; fewer only at the end of the input. */
+  read(position: number, length: number): Buffer;
+}
+
+/**
+ * `scanDeb822` over an input read in pieces of about `pieceBytes`: each piece is cut after its last blank line
+ * and the rest carried into the next, so only a piece is held at a time. Spans give offsets in the whole input.
+ */
+export function* scanDeb822Pieces(input: ByteSource, options: Deb822Options = {}, pieceBytes = 4 << 20): Generator<Deb822Span> {
+  let carry = Buffer.alloc(0);
+  let offset = 0; // of carry[0] in the input
+  let line = options.firstLine ?? 1;
+  for (;;) {
+    const fresh = input.read(offset + carry.length, pieceBytes);
+    const atEnd = fresh.length === 0;
+    const piece = carry.length === 0 ? fresh : Buffer.concat([carry, fresh]);
+    const cut = atEnd ? piece.length : endOfLastBlankLine(piece);
+    for (const span of scanDeb822(piece.subarray(0, cut), { ...options, firstLine: line })) {
+      yield { ...span, start: offset + span.start, end: offset + span.end };
+    }
+    if (atEnd) return;
+    line += countLineBreaks(piece, cut);
+    carry = Buffer.from(piece.subarray(cut));
+    offset += cut;
+  }
+}
+
+/** Offset just past the last line that ends with a line break and that the parser takes as blank; 0 when none. */
+function endOfLastBlankLine(bytes: Buffer): number {
+  for (let lineEnd = bytes.lastIndexOf(LF); lineEnd >= 0; ) {
+    const lineStart = lineEnd === 0 ? 0 : bytes.lastIndexOf(LF, lineEnd - 1) + 1;
+    const contentEnd = lineEnd > lineStart && bytes[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
+    let blank = true;
+    for (let i = lineStart; i < contentEnd && blank; i++) blank = isSpaceOrTab(bytes[i]);
+    if (blank) return lineEnd + 1;
+    lineEnd = lineStart - 1;
+  }
+  return 0;
+}
+
+function countLineBreaks(bytes: Buffer, end: number): number {
+  let count = 0;
+  for (let i = bytes.indexOf(LF); i >= 0 && i < end; i = bytes.indexOf(LF, i + 1)) count++;
+  return count;
 }
 
 /** Parse text that must hold exactly one paragraph (a Release file). */
@@ -53,7 +123,7 @@ export function parseSingleParagraph(text: string, options: Deb822Options = {}):
 }
 
 /** A field that must be present; the error names the paragraph's source, line and field. */
-export function requireField(paragraph: Deb822Paragraph, name: string, source = 'input'): string {
+export function requireField(paragraph: Deb822Fields, name: string, source = 'input'): string {
   const value = paragraph.fields.get(name.toLowerCase());
   if (value === undefined || value === '') {
     throw new UserError(`${source}:${paragraph.line}: paragraph has no ${name} field`);
@@ -61,9 +131,22 @@ export function requireField(paragraph: Deb822Paragraph, name: string, source = 
   return value;
 }
 
+/** A Buffer view of the same memory (no copy), or the UTF-8 encoding of a string. */
+function asBuffer(input: string | Uint8Array): Buffer {
+  if (typeof input === 'string') return Buffer.from(input, 'utf8');
+  return Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+}
+
+const SPACE = 0x20;
+const TAB = 0x09;
+const CR = 0x0d;
+const LF = 0x0a;
+const HASH = 0x23;
+const COLON = 0x3a;
+
 /**
- * Walks the input line by line with offsets (`pos` = start of the current line, `contentEnd` = its end without
- * the line break, `nextLine` = start of the next one), slicing only the text it keeps.
+ * Walks the input line by line with byte offsets (`pos` = start of the current line, `contentEnd` = its end
+ * without the line break, `nextLine` = start of the next one), decoding only the values it keeps.
  */
 class ParagraphParser {
   private pos = 0;
@@ -71,50 +154,60 @@ class ParagraphParser {
   private nextLine = 0;
   private lineNo = 0;
   private readonly names = new Map<string, string>();
+  /** nameShape of each of onlyFields */
+  private readonly wantedShapes: ReadonlySet<number> | undefined;
   private readonly source: string;
 
   constructor(
-    private readonly input: string,
+    private readonly input: Buffer,
     private readonly options: Deb822Options,
   ) {
     this.source = options.source ?? 'input';
+    this.lineNo = (options.firstLine ?? 1) - 1;
+    if (options.onlyFields) this.wantedShapes = new Set([...options.onlyFields].map((name) => nameShape(Buffer.from(name, 'latin1'), 0, name.length)));
   }
 
   /** The next paragraph, or undefined at the end of the input. */
-  next(): Deb822Paragraph | undefined {
+  next(): Deb822Span | undefined {
     this.skipBlankAndCommentLines();
     if (this.pos >= this.input.length) return undefined;
     const start = this.pos;
     const startLine = this.lineNo + 1;
     const fields = new Map<string, string>();
     let current: PendingField | undefined;
+    let end = start;
     while (this.pos < this.input.length) {
       this.findLineEnd();
       if (this.lineIsBlank()) break;
       this.lineNo++;
-      const first = this.input.charCodeAt(this.pos);
-      if (first === 0x20 || first === 0x09) {
+      const first = this.input[this.pos];
+      if (first === SPACE || first === TAB) {
         if (!current) this.fail(`continuation line without a field before it`);
-        if (current !== SKIPPED_FIELD) current.parts.push(this.input.slice(this.pos, this.contentEnd).trim());
-      } else if (first !== 0x23 /* # */) {
+        if (current !== SKIPPED_FIELD) current.parts.push(this.decodeTrimmed(this.pos, this.contentEnd));
+      } else if (first !== HASH) {
         if (current) store(fields, current);
         current = this.startField(fields);
       }
+      end = this.contentEnd;
       this.pos = this.nextLine;
     }
     if (current) store(fields, current);
-    return { fields, text: trimNewline(this.input.slice(start, this.pos)), line: startLine };
+    return { fields, line: startLine, start, end };
   }
 
   private startField(fields: Map<string, string>): PendingField {
-    const colon = this.input.indexOf(':', this.pos);
+    const colon = this.input.indexOf(COLON, this.pos);
     if (colon <= this.pos || colon >= this.contentEnd) {
-      this.fail(`expected 'Field: value', got '${this.input.slice(this.pos, Math.min(this.contentEnd, this.pos + 60))}'`);
+      const line = this.input.toString('utf8', this.pos, this.contentEnd);
+      this.fail(`expected 'Field: value', got '${line.slice(0, 60)}'`);
     }
-    const name = this.lowerCaseName(this.input.slice(this.pos, colon));
-    if (fields.has(name)) this.fail(`duplicate field ${this.input.slice(this.pos, colon)}`);
-    if (this.options.onlyFields && !this.options.onlyFields.has(name)) return SKIPPED_FIELD;
-    return { name, parts: [this.input.slice(colon + 1, this.contentEnd).trim()] };
+    if (this.wantedShapes && !this.wantedShapes.has(nameShape(this.input, this.pos, colon))) return SKIPPED_FIELD;
+    // Field names are US-ASCII (deb822(5)), so latin1, the cheapest decoding, gives the same string.
+    const name = this.input.toString('latin1', this.pos, colon);
+    const lower = this.lowerCaseName(name);
+    if (fields.has(lower)) this.fail(`duplicate field ${name}`);
+    if (this.options.onlyFields && !this.options.onlyFields.has(lower)) return SKIPPED_FIELD;
+    return { name: lower, parts: [this.decodeTrimmed(colon + 1, this.contentEnd)] };
   }
 
   /** A file has a few dozen distinct field names: lower-case each once, not once per line. */
@@ -127,18 +220,27 @@ class ParagraphParser {
     return lower;
   }
 
+  /** The bytes from..to as a string without surrounding whitespace; spaces and tabs are cut before decoding. */
+  private decodeTrimmed(from: number, to: number): string {
+    let start = from;
+    let end = to;
+    while (start < end && isSpaceOrTab(this.input[start])) start++;
+    while (end > start && isSpaceOrTab(this.input[end - 1])) end--;
+    // trim() is a no-op unless the value ends in other (Unicode) whitespace, as the text-based parser trimmed it
+    return this.input.toString('utf8', start, end).trim();
+  }
+
   private findLineEnd(): void {
-    const nl = this.input.indexOf('\n', this.pos);
+    const nl = this.input.indexOf(LF, this.pos);
     const lineEnd = nl < 0 ? this.input.length : nl;
     this.nextLine = nl < 0 ? this.input.length : nl + 1;
-    this.contentEnd = lineEnd > this.pos && this.input.charCodeAt(lineEnd - 1) === 0x0d ? lineEnd - 1 : lineEnd;
+    this.contentEnd = lineEnd > this.pos && this.input[lineEnd - 1] === CR ? lineEnd - 1 : lineEnd;
   }
 
   /** Only spaces and tabs (or nothing) between pos and contentEnd: a paragraph separator. */
   private lineIsBlank(): boolean {
     for (let i = this.pos; i < this.contentEnd; i++) {
-      const c = this.input.charCodeAt(i);
-      if (c !== 0x20 && c !== 0x09) return false;
+      if (!isSpaceOrTab(this.input[i])) return false;
     }
     return true;
   }
@@ -146,7 +248,7 @@ class ParagraphParser {
   private skipBlankAndCommentLines(): void {
     while (this.pos < this.input.length) {
       this.findLineEnd();
-      if (!this.lineIsBlank() && this.input.charCodeAt(this.pos) !== 0x23) return;
+      if (!this.lineIsBlank() && this.input[this.pos] !== HASH) return;
       this.pos = this.nextLine;
       this.lineNo++;
     }
@@ -155,6 +257,19 @@ class ParagraphParser {
   private fail(message: string): never {
     throw new UserError(`${this.source}:${this.lineNo}: ${message}`);
   }
+}
+
+/**
+ * A field name's length and first and last bytes, with the ASCII case bit set, as one number. Names equal but for
+ * case have the same shape, so a name whose shape no wanted field has is not wanted, and is never decoded.
+ */
+function nameShape(bytes: Buffer, from: number, to: number): number {
+  const lower = (byte: number | undefined) => (byte ?? 0) | 0x20;
+  return ((to - from) << 16) | (lower(bytes[from]) << 8) | lower(bytes[to - 1]);
+}
+
+function isSpaceOrTab(byte: number | undefined): boolean {
+  return byte === SPACE || byte === TAB;
 }
 
 interface PendingField {
@@ -169,10 +284,4 @@ function store(fields: Map<string, string>, field: PendingField): void {
   if (field === SKIPPED_FIELD) return;
   const value = field.parts.length === 1 ? (field.parts[0] as string) : field.parts.join('\n').replace(/^\n/, '');
   fields.set(field.name, value);
-}
-
-function trimNewline(text: string): string {
-  let end = text.length;
-  while (end > 0 && (text.charCodeAt(end - 1) === 0x0a || text.charCodeAt(end - 1) === 0x0d)) end--;
-  return text.slice(0, end);
 }

@@ -4,9 +4,15 @@
  *
  * Without pinning, apt gives every origin the same priority, so the candidate of a package is simply its highest
  * version across all sources; the same version listed by two sources is one version, taken from the earlier source.
+ *
+ * Sized for Debian's main index (~60k stanzas, ~50 MB): the index keeps, per stanza, only what the solver reads
+ * of every package (name, version, priority, Provides...) and where the stanza lies in its Packages file. The
+ * rest (Depends, Filename, the stanza text...) is read back from the file for the few hundred packages a closure
+ * touches.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { UserError } from '../../util/errors.js';
-import { parseDeb822, requireField, type Deb822Paragraph } from './deb822.js';
+import { requireField, scanDeb822, scanDeb822Pieces, type ByteSource, type Deb822Span } from './deb822.js';
 import { parseProvides, parseRelationGroups, type Relation, type RelationGroup } from './relations.js';
 import { compareVersions, isValidVersion } from './version.js';
 
@@ -17,15 +23,18 @@ export interface PackageSource {
   label: string;
   /** URL that the Filename fields are relative to (the archive root, or a flat repo's directory). */
   baseUrl: string;
-  /** The uncompressed Packages file. */
-  packagesText: string;
+  /**
+   * The uncompressed Packages file: the path of a file, which is read in pieces and never held in memory as a
+   * whole (a Debian index is ~50 MB), or its bytes (or, for small made-up sources, its text).
+   */
+  packages: { file: string } | Uint8Array | string;
   /** Names the Packages file in errors (its URL or path). */
   packagesUrl: string;
 }
 
 /**
  * One version of one package. Treat as read-only: the index shares records between lookups. The index's records
- * compute their relation fields on first read (getters), so copy one field by field, not with `{...record}`.
+ * compute most fields on first read (getters), so copy one field by field, not with `{...record}`.
  */
 export interface PackageRecord {
   name: string;
@@ -56,24 +65,15 @@ export interface Provider {
   providedVersion?: string;
 }
 
-const WANTED_FIELDS = new Set([
-  'package',
-  'version',
-  'architecture',
-  'filename',
-  'size',
-  'sha256',
-  'priority',
-  'essential',
-  'multi-arch',
-  'depends',
-  'pre-depends',
-  'provides',
-  'breaks',
-  'conflicts',
-]);
+/** What every stanza is checked for while indexing, and what the solver reads of every package. */
+const INDEXED_FIELDS = new Set(['package', 'version', 'architecture', 'filename', 'size', 'sha256', 'priority', 'essential', 'multi-arch', 'provides']);
+/** Read back from a stanza's bytes when a package is looked at more closely. */
+const DETAIL_FIELDS = new Set(['filename', 'size', 'sha256', 'depends', 'pre-depends', 'breaks', 'conflicts']);
 
-const MULTI_ARCH_VALUES: ReadonlySet<string> = new Set(['no', 'same', 'foreign', 'allowed']);
+/** Maps each valid value to one shared string. */
+const MULTI_ARCH_VALUES: ReadonlyMap<string, MultiArch> = new Map((['no', 'same', 'foreign', 'allowed'] as const).map((v) => [v, v]));
+const PRIORITIES: ReadonlyMap<string, string> = new Map(['required', 'important', 'standard', 'optional', 'extra'].map((p) => [p, p]));
+const NO_RELATIONS: Relation[] = [];
 
 export class PackageIndex {
   private readonly byName = new Map<string, PackageRecord[]>();
@@ -94,10 +94,12 @@ export class PackageIndex {
       sources.map((s) => s.label),
     );
     for (const source of sources) {
-      const paragraphs = parseDeb822(source.packagesText, { source: source.packagesUrl, onlyFields: WANTED_FIELDS });
-      for (const paragraph of paragraphs) {
-        const arch = requireField(paragraph, 'Architecture', source.packagesUrl);
-        if (arch === architecture || arch === 'all') index.add(toRecord(paragraph, source, arch));
+      const file = new IndexedFile(source);
+      for (const span of scanDeb822Pieces(file.bytes, { source: source.packagesUrl, onlyFields: INDEXED_FIELDS })) {
+        const arch = requireField(span, 'Architecture', source.packagesUrl);
+        // the index's own strings rather than one decoded per stanza: ~60k records share two
+        if (arch === architecture) index.add(toRecord(span, file, architecture));
+        else if (arch === 'all') index.add(toRecord(span, file, 'all'));
       }
     }
     index.sortVersions();
@@ -157,75 +159,149 @@ export function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function toRecord(paragraph: Deb822Paragraph, source: PackageSource, architecture: string): PackageRecord {
-  const file = source.packagesUrl;
-  const fields = paragraph.fields;
-  const name = requireField(paragraph, 'Package', file);
-  const version = requireField(paragraph, 'Version', file);
-  if (!isValidVersion(version)) throw new UserError(`${file}:${paragraph.line}: ${name} has an invalid Version '${version}'`);
-  const where = `${file}:${paragraph.line}: ${name} ${version}`;
+/** A source's Packages file and names, shared by all its records. */
+class IndexedFile {
+  readonly bytes: ByteSource;
+  readonly label: string;
+  readonly baseUrl: string;
+  readonly url: string;
+
+  constructor(source: PackageSource) {
+    const { packages } = source;
+    this.bytes = typeof packages === 'object' && 'file' in packages ? fileBytes(packages.file) : memoryBytes(packages);
+    this.label = source.label;
+    this.baseUrl = source.baseUrl;
+    this.url = source.packagesUrl;
+  }
+
+  /** The bytes from start to end (a stanza, or a piece of the file). */
+  slice(start: number, end: number): Buffer {
+    return this.bytes.read(start, end - start);
+  }
+}
+
+function memoryBytes(packages: Uint8Array | string): ByteSource {
+  const bytes = typeof packages === 'string' ? Buffer.from(packages, 'utf8') : Buffer.from(packages.buffer, packages.byteOffset, packages.byteLength);
+  return { read: (position, length) => bytes.subarray(position, position + length) };
+}
+
+/**
+ * Reads open the file each time: a build reads it in a dozen pieces while indexing and a stanza at a time after,
+ * and no descriptor is left for anyone to close.
+ */
+function fileBytes(path: string): ByteSource {
+  return {
+    read(position, length) {
+      const fd = openSync(path, 'r');
+      try {
+        const buffer = Buffer.allocUnsafe(length);
+        let done = 0;
+        for (let n = -1; done < length && n !== 0; done += n) n = readSync(fd, buffer, done, length - done, position + done);
+        return buffer.subarray(0, done);
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}
+
+/** Check a stanza and keep of it what the solver reads of every package. */
+function toRecord(span: Deb822Span, file: IndexedFile, architecture: string): PackageRecord {
+  const fields = span.fields;
+  const name = requireField(span, 'Package', file.url);
+  const version = requireField(span, 'Version', file.url);
+  if (!isValidVersion(version)) throw new UserError(`${file.url}:${span.line}: ${name} has an invalid Version '${version}'`);
+  const where = `${file.url}:${span.line}: ${name} ${version}`;
+  // checked now so that a bad stanza fails the build, whether or not it is chosen; kept only in the bytes
+  requireField(span, 'Filename', file.url);
+  parseSize(requireField(span, 'Size', file.url), where);
+  parseSha256(requireField(span, 'SHA256', file.url), where);
+  const provides = fields.get('provides');
   return new IndexedPackage(
     {
       name,
       version,
       architecture,
-      source: source.label,
-      baseUrl: source.baseUrl,
-      filename: requireField(paragraph, 'Filename', file),
-      size: parseSize(requireField(paragraph, 'Size', file), where),
-      sha256: parseSha256(requireField(paragraph, 'SHA256', file), where),
-      priority: fields.get('priority'),
+      priority: internPriority(fields.get('priority')),
       essential: fields.get('essential') === 'yes',
       multiArch: parseMultiArch(fields.get('multi-arch'), where),
-      provides: parseProvides(fields.get('provides'), { where: `${where} Provides` }),
-      stanza: paragraph.text,
+      provides: provides === undefined ? NO_RELATIONS : parseProvides(provides, { where: `${where} Provides` }),
     },
-    where,
-    fields,
+    { file, start: span.start, end: span.end, line: span.line },
   );
 }
 
-type PlainFields = Omit<PackageRecord, 'depends' | 'preDepends' | 'breaks' | 'conflicts'>;
+type EagerFields = Pick<PackageRecord, 'name' | 'version' | 'architecture' | 'priority' | 'essential' | 'multiArch' | 'provides'>;
+
+/** Where a record's stanza lies: a byte range of its Packages file, and its first line there. */
+interface StanzaLocation {
+  file: IndexedFile;
+  start: number;
+  end: number;
+  line: number;
+}
+
+/** The fields read back from the stanza on first use. */
+interface Details {
+  filename: string;
+  size: number;
+  sha256: string;
+  relations: ReadonlyMap<string, string>;
+  parsed: Map<string, RelationGroup[]>;
+}
 
 /**
- * A record whose Depends, Pre-Depends, Breaks and Conflicts are parsed on first use: a closure touches a few
- * hundred of the ~60k packages of a Debian release, and parsing them all would double the time to build the index.
- * Provides is parsed up front because the index of virtual packages needs it.
+ * A record that reads Filename, Size, SHA256 and its relations back from its stanza on first use, and parses each
+ * relation field when first asked for: a closure touches a few hundred of the ~60k packages of a Debian release.
+ * Provides is parsed up front because the index of virtual packages needs it. The stanza text is read again on
+ * each use: a build asks for it once per chosen package.
  */
 class IndexedPackage implements PackageRecord {
   readonly name: string;
   readonly version: string;
   readonly architecture: string;
-  readonly source: string;
-  readonly baseUrl: string;
-  readonly filename: string;
-  readonly size: number;
-  readonly sha256: string;
   readonly priority: string | undefined;
   readonly essential: boolean;
   readonly multiArch: MultiArch;
   readonly provides: Relation[];
-  readonly stanza: string;
-  private parsed: Map<string, RelationGroup[]> | undefined;
+  private details: Details | undefined;
 
   constructor(
-    plain: PlainFields,
-    private readonly where: string,
-    private readonly fields: ReadonlyMap<string, string>,
+    eager: EagerFields,
+    private readonly location: StanzaLocation,
   ) {
-    this.name = plain.name;
-    this.version = plain.version;
-    this.architecture = plain.architecture;
-    this.source = plain.source;
-    this.baseUrl = plain.baseUrl;
-    this.filename = plain.filename;
-    this.size = plain.size;
-    this.sha256 = plain.sha256;
-    this.priority = plain.priority;
-    this.essential = plain.essential;
-    this.multiArch = plain.multiArch;
-    this.provides = plain.provides;
-    this.stanza = plain.stanza;
+    this.name = eager.name;
+    this.version = eager.version;
+    this.architecture = eager.architecture;
+    this.priority = eager.priority;
+    this.essential = eager.essential;
+    this.multiArch = eager.multiArch;
+    this.provides = eager.provides;
+  }
+
+  get source(): string {
+    return this.location.file.label;
+  }
+
+  get baseUrl(): string {
+    return this.location.file.baseUrl;
+  }
+
+  get stanza(): string {
+    const { file, start, end } = this.location;
+    return file.slice(start, end).toString('utf8');
+  }
+
+  get filename(): string {
+    return this.detail().filename;
+  }
+
+  get size(): number {
+    return this.detail().size;
+  }
+
+  get sha256(): string {
+    return this.detail().sha256;
   }
 
   get depends(): RelationGroup[] {
@@ -244,15 +320,40 @@ class IndexedPackage implements PackageRecord {
     return this.relations('Conflicts');
   }
 
+  private where(): string {
+    return `${this.location.file.url}:${this.location.line}: ${this.name} ${this.version}`;
+  }
+
+  private detail(): Details {
+    if (!this.details) {
+      const { file, start, end, line } = this.location;
+      const [span] = scanDeb822(file.slice(start, end), { source: file.url, onlyFields: DETAIL_FIELDS, firstLine: line });
+      const fields = span?.fields ?? new Map<string, string>();
+      this.details = {
+        filename: requireField({ fields, line }, 'Filename', file.url),
+        size: parseSize(requireField({ fields, line }, 'Size', file.url), this.where()),
+        sha256: parseSha256(requireField({ fields, line }, 'SHA256', file.url), this.where()),
+        relations: fields,
+        parsed: new Map(),
+      };
+    }
+    return this.details;
+  }
+
   private relations(field: string): RelationGroup[] {
-    this.parsed ??= new Map();
-    let groups = this.parsed.get(field);
+    const { relations, parsed } = this.detail();
+    let groups = parsed.get(field);
     if (!groups) {
-      groups = parseRelationGroups(this.fields.get(field.toLowerCase()), { where: `${this.where} ${field}` });
-      this.parsed.set(field, groups);
+      groups = parseRelationGroups(relations.get(field.toLowerCase()), { where: `${this.where()} ${field}` });
+      parsed.set(field, groups);
     }
     return groups;
   }
+}
+
+/** The five standard priorities as one shared string each, instead of one per record. */
+function internPriority(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : (PRIORITIES.get(text) ?? text);
 }
 
 function parseSize(text: string, where: string): number {
@@ -267,6 +368,7 @@ function parseSha256(text: string, where: string): string {
 
 function parseMultiArch(text: string | undefined, where: string): MultiArch {
   if (text === undefined) return 'no';
-  if (!MULTI_ARCH_VALUES.has(text)) throw new UserError(`${where}: unknown Multi-Arch value '${text}'`);
-  return text as MultiArch;
+  const value = MULTI_ARCH_VALUES.get(text);
+  if (value === undefined) throw new UserError(`${where}: unknown Multi-Arch value '${text}'`);
+  return value;
 }

@@ -6,9 +6,13 @@
  * repository such as pkgs.k8s.io (`<dir>/Release` listing `Packages.gz` next to it). Either way the paths in the
  * Release file are relative to the directory holding it.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { gunzipSync } from 'node:zlib';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { UserError } from '../../util/errors.js';
 import { parseSingleParagraph } from './deb822.js';
 
@@ -119,14 +123,44 @@ export function verifyIndexFile(choice: IndexFileChoice, data: Uint8Array): void
   }
 }
 
-/** The text of a verified index file. */
-export function decodeIndexFile(choice: IndexFileChoice, data: Uint8Array): string {
-  if (choice.compression === 'none') return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+/**
+ * Decompress a verified index file from `input` into `output` (a new file), as a stream: a 50 MB Packages file is
+ * never held in memory. An uncompressed index needs no call: its file is the index.
+ */
+export async function decompressIndexFile(choice: IndexFileChoice, input: string, output: string): Promise<void> {
   try {
-    if (choice.compression === 'xz') return execFileSync('xz', ['-dc'], { input: data, maxBuffer: 1 << 30 }).toString('utf8');
-    return gunzipSync(data).toString('utf8');
+    if (choice.compression === 'xz') await runXz(input, output);
+    else if (choice.compression === 'gzip') await gunzipFile(input, output);
+    else throw new Error(`${choice.compression} is not a compression`);
   } catch (err) {
     throw new UserError(`${choice.url}: cannot decompress (${(err as Error).message})`);
+  }
+}
+
+/** In 1 MiB pieces: with the 16 KiB default, the hops to zlib's thread cost twice the decompression itself. */
+function gunzipFile(input: string, output: string): Promise<void> {
+  const piece = 1 << 20;
+  return pipeline(createReadStream(input, { highWaterMark: piece }), createGunzip({ chunkSize: piece }), createWriteStream(output, { highWaterMark: piece }));
+}
+
+/** The system `xz` (xz-utils is a required package on Debian and Ubuntu), reading and writing the files itself. */
+async function runXz(input: string, output: string): Promise<void> {
+  const source = await open(input, 'r');
+  try {
+    const sink = await open(output, 'w');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const xz = spawn('xz', ['-dc'], { stdio: [source.fd, sink.fd, 'pipe'] });
+        let stderr = '';
+        (xz.stderr as Readable).setEncoding('utf8').on('data', (text: string) => (stderr += text)); // stdio[2] is a pipe
+        xz.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error('xz is not installed (apt-get install xz-utils)') : err));
+        xz.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`xz exited with ${code}: ${stderr.trim()}`))));
+      });
+    } finally {
+      await sink.close();
+    }
+  } finally {
+    await source.close();
   }
 }
 

@@ -1,13 +1,19 @@
 /**
  * Reading signed apt repositories: InRelease (verified against the keys we trust), then the Packages index it
  * lists (verified against the Release hashes, fetched through the content-addressed cache so a warm build
- * transfers only the small InRelease files).
+ * transfers only the small InRelease files). What the build resolves from those indexes is cached too, keyed by
+ * their sha256s (see cachedResolution), so a warm build does not even read them.
  */
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { UserError } from '../../util/errors.js';
-import { decodeIndexFile, packagesIndexPath, parseRelease, pickIndexFile, assertReleaseCurrent, type Release } from '../apt/release.js';
-import type { PackageSource } from '../apt/index.js';
+import { packageRoot } from '../../util/package-root.js';
+import { decompressIndexFile, packagesIndexPath, parseRelease, pickIndexFile, assertReleaseCurrent, type IndexFileChoice, type Release } from '../apt/release.js';
+import type { PackageRecord, PackageSource } from '../apt/index.js';
+import type { BlobCache } from '../cache.js';
 import { discard, isTransientStatus, TransientError, type Fetcher } from '../fetch.js';
 import { resolveUrl, type Mirrors } from '../mirror.js';
 import { fingerprintOf, readPublicKey, verifyCleartext } from '../pgp.js';
@@ -25,10 +31,36 @@ export interface RepoRef {
   component: string | undefined;
 }
 
-export interface LoadedSource extends PackageSource {
+/** A repository whose InRelease checked out, and the Packages index it lists for the architecture. */
+export interface VerifiedRepo {
+  label: string;
+  baseUrl: string;
   release: Release;
+  /** fingerprint of the key that signed InRelease */
   signer: string;
+  index: IndexFileChoice;
 }
+
+/** A source as a resolution depends on it. */
+export interface SourceIdentity {
+  label: string;
+  baseUrl: string;
+  /** named in the records' errors */
+  packagesUrl: string;
+  /** of the Packages file as fetched (compressed or not) */
+  sha256: string;
+}
+
+export interface ResolutionInputs {
+  arch: string;
+  /** in the order they are searched */
+  sources: SourceIdentity[];
+  /** the roots and options, as plain JSON data built in a fixed order */
+  request: unknown;
+}
+
+/** The part of a resolved package record a build uses: what to download, and the stanza to re-emit. */
+export type ResolvedPackage = Pick<PackageRecord, 'name' | 'version' | 'architecture' | 'source' | 'baseUrl' | 'filename' | 'size' | 'sha256' | 'stanza'>;
 
 /** GET a small document through the mirrors; a 404 is reported with `notFound` when given. */
 export async function getSmall(fetcher: Fetcher, mirrors: Mirrors, upstreamUrl: string, what: string, notFound?: () => UserError): Promise<Buffer> {
@@ -71,8 +103,11 @@ export async function kubernetesRepoKeys(fetcher: Fetcher, mirrors: Mirrors, rel
   return keys;
 }
 
-/** Verify a repository's InRelease and load its Packages index for one architecture. */
-export async function loadSource(fetcher: Fetcher, mirrors: Mirrors, repo: RepoRef, arch: string, keys: openpgp.PublicKey[], now: Date): Promise<LoadedSource> {
+/**
+ * Verify a repository's InRelease and pick its Packages index for one architecture. The index itself is not read
+ * here: its sha256 from the verified Release identifies it, which is all a cached resolution needs.
+ */
+export async function verifyRepository(fetcher: Fetcher, mirrors: Mirrors, repo: RepoRef, arch: string, keys: openpgp.PublicKey[], now: Date): Promise<VerifiedRepo> {
   const inReleaseUrl = repo.releaseDir + 'InRelease';
   const text = (
     await getSmall(fetcher, mirrors, inReleaseUrl, `${repo.label} InRelease`, () =>
@@ -82,12 +117,119 @@ export async function loadSource(fetcher: Fetcher, mirrors: Mirrors, repo: RepoR
   const verified = await verifyCleartext(text, keys, resolveUrl(mirrors, inReleaseUrl));
   const release = parseRelease(verified.text, inReleaseUrl);
   assertReleaseCurrent(release, now);
-  const choice = pickIndexFile(release, packagesIndexPath(repo.component, arch), repo.releaseDir);
+  const index = pickIndexFile(release, packagesIndexPath(repo.component, arch), repo.releaseDir);
+  return { label: repo.label, baseUrl: repo.baseUrl, release, signer: verified.fingerprint, index };
+}
+
+/**
+ * Run `use` on the Packages indexes of `repos` as sources to build a PackageIndex from: each fetched through the
+ * content-addressed cache and, when compressed, decompressed into a scratch file of the cache (removed once `use`
+ * is done), so that an index is read from disk in pieces rather than held in memory. Whatever `use` wants of the
+ * records' stanzas it must read before it returns.
+ */
+export async function withPackagesFiles<T>(fetcher: Fetcher, mirrors: Mirrors, repos: VerifiedRepo[], use: (sources: PackageSource[]) => T | Promise<T>): Promise<T> {
+  const scratch: string[] = [];
+  try {
+    const loaded = await Promise.allSettled(repos.map((repo) => packagesFile(fetcher, mirrors, repo, scratch)));
+    const failed = loaded.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const files = loaded.map((r) => (r as PromiseFulfilledResult<string>).value);
+    return await use(repos.map((repo, i) => ({ label: repo.label, baseUrl: repo.baseUrl, packages: { file: files[i] as string }, packagesUrl: repo.index.url })));
+  } finally {
+    await Promise.all(scratch.map((file) => rm(file, { force: true })));
+  }
+}
+
+/** The uncompressed index file of `repo`: the cached download itself, or a scratch file (listed in `scratch`). */
+async function packagesFile(fetcher: Fetcher, mirrors: Mirrors, repo: VerifiedRepo, scratch: string[]): Promise<string> {
+  const { index } = repo;
   const fetched = await fetcher.fetchToCache({
-    url: resolveUrl(mirrors, choice.url),
-    expected: { sha256: choice.expected.sha256, size: choice.expected.size },
-    label: `${repo.label} ${choice.path}`,
+    url: resolveUrl(mirrors, index.url),
+    expected: { sha256: index.expected.sha256, size: index.expected.size },
+    label: `${repo.label} ${index.path}`,
   });
-  const packagesText = decodeIndexFile(choice, await readFile(fetched.path));
-  return { label: repo.label, baseUrl: repo.baseUrl, packagesText, packagesUrl: choice.url, release, signer: verified.fingerprint };
+  if (index.compression === 'none') return fetched.path;
+  const file = await fetcher.cache.partialPath();
+  scratch.push(file);
+  await decompressIndexFile(index, fetched.path, file);
+  return file;
+}
+
+/** What a source contributes to a resolution: the names that go into its records, and its content's sha256. */
+export function verifiedRepoIdentity(repo: VerifiedRepo): SourceIdentity {
+  return { label: repo.label, baseUrl: repo.baseUrl, packagesUrl: repo.index.url, sha256: repo.index.expected.sha256 };
+}
+
+/** A source held in memory, such as one made up from a downloaded deb. */
+export type MemorySource = PackageSource & { packages: Uint8Array | string };
+
+export function sourceIdentity(source: MemorySource): SourceIdentity {
+  const sha256 = createHash('sha256').update(source.packages).digest('hex');
+  return { label: source.label, baseUrl: source.baseUrl, packagesUrl: source.packagesUrl, sha256 };
+}
+
+/**
+ * The result of `resolve` (plain records, see resolvedPackage), which must be a function of `inputs` alone: from
+ * the build cache when an earlier build computed it, else computed and stored. A warm build thus neither reads nor
+ * parses the ~50 MB Debian index; any change to an index (a new sha256 in its Release), to the request, or of this
+ * tool's version gives another key.
+ */
+export async function cachedResolution(cache: BlobCache, inputs: ResolutionInputs, resolve: () => Promise<ResolvedPackage[]>): Promise<ResolvedPackage[]> {
+  const key = resolutionKey(inputs);
+  const cached = parseCachedResolution(await cache.readDerived(RESOLUTION_KIND, key), key);
+  if (cached) return cached;
+  const packages = await resolve();
+  const doc: CachedResolution = { key, packages };
+  await cache.writeDerived(RESOLUTION_KIND, key, Buffer.from(JSON.stringify(doc)));
+  return packages;
+}
+
+/** sha256 over everything a resolution depends on, the format of the cached document and this tool's version. */
+export function resolutionKey(inputs: ResolutionInputs): string {
+  const identity = { format: RESOLUTION_FORMAT, tool: toolVersion(), arch: inputs.arch, sources: inputs.sources, request: inputs.request };
+  return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
+}
+
+const RESOLUTION_KIND = 'apt-resolution';
+/** Bump when the solver's or the index's behaviour changes within one tool version (development builds). */
+const RESOLUTION_FORMAT = 1;
+
+interface CachedResolution {
+  key: string;
+  packages: ResolvedPackage[];
+}
+
+/** A cached document that is not exactly what this version writes (damaged, or by another version) is a miss. */
+function parseCachedResolution(bytes: Buffer | undefined, key: string): ResolvedPackage[] | undefined {
+  if (!bytes) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const { key: stored, packages } = (doc ?? {}) as Partial<CachedResolution>;
+  if (stored !== key || !Array.isArray(packages) || !packages.every(isResolvedPackage)) return undefined;
+  return packages;
+}
+
+const STRING_FIELDS = ['name', 'version', 'architecture', 'source', 'baseUrl', 'filename', 'sha256', 'stanza'] as const;
+
+function isResolvedPackage(value: unknown): value is ResolvedPackage {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return STRING_FIELDS.every((f) => typeof record[f] === 'string') && Number.isSafeInteger(record.size) && /^[0-9a-f]{64}$/.test(record.sha256 as string);
+}
+
+/** Only the fields a build uses after resolving, copied out of an index's record (whose fields are getters). */
+export function resolvedPackage(record: ResolvedPackage): ResolvedPackage {
+  const { name, version, architecture, source, baseUrl, filename, size, sha256, stanza } = record;
+  return { name, version, architecture, source, baseUrl, filename, size, sha256, stanza };
+}
+
+let cachedToolVersion: string | undefined;
+
+function toolVersion(): string {
+  cachedToolVersion ??= (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  return cachedToolVersion;
 }

@@ -18,7 +18,7 @@ import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { UserError } from '../../util/errors.js';
 import type { Progress } from '../../util/progress.js';
-import { PackageIndex, type PackageRecord, type PackageSource } from '../apt/index.js';
+import { PackageIndex } from '../apt/index.js';
 import { resolveClosure } from '../apt/solver.js';
 import { parseControlStanza, readDebControl } from '../apt/debfile.js';
 import { formatStanza, renderFlatRepo, type RepoPackage } from '../apt/flatrepo.js';
@@ -38,7 +38,20 @@ import type { FileComponent, ImageComponent, ManifestContent, PackageComponent }
 import { IMAGES_DIR, installerFile, manifestFile, packageFile, PACKAGES_DIR } from '../bundle/paths.js';
 import { packageRoot } from '../../util/package-root.js';
 import { seedPlan } from './seed-plan.js';
-import { getSmall, kubernetesRepoKeys, loadSource, type LoadedSource, type RepoRef } from './apt-sources.js';
+import {
+  cachedResolution,
+  getSmall,
+  kubernetesRepoKeys,
+  resolvedPackage,
+  sourceIdentity,
+  verifiedRepoIdentity,
+  verifyRepository,
+  withPackagesFiles,
+  type MemorySource,
+  type RepoRef,
+  type ResolvedPackage,
+  type VerifiedRepo,
+} from './apt-sources.js';
 import { controlPlaneImages, hostDebArch } from './control-plane-images.js';
 import { assertMatchesLock, readLock, renderLock, type LockedArtifact, type LockFile } from './lockfile.js';
 
@@ -89,7 +102,7 @@ export interface BuildResult {
 }
 
 interface Deb {
-  record: PackageRecord;
+  record: ResolvedPackage;
   arch: Arch;
   /** path in the bundle's flat repository (relative to packages/) */
   bundleName: string;
@@ -197,36 +210,24 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   });
   const distroKeys = await distributionKeys(target);
   const k8sRepo: RepoRef = { label: `pkgs.k8s.io ${version.minorTag}`, releaseDir: k8sDir, baseUrl: k8sDir.replace(/\/$/, ''), component: undefined };
-  const sourcesByArch = new Map<Arch, LoadedSource[]>();
+  const reposByArch = new Map<Arch, VerifiedRepo[]>();
   for (const arch of arches) {
     const repos = [
       { repo: k8sRepo, keys: k8sKeys },
       ...distroRepos(target, arch).map((repo) => ({ repo, keys: distroKeys })),
     ];
-    sourcesByArch.set(arch, await Promise.all(repos.map(({ repo, keys }) => loadSource(fetcher, mirrors, repo, arch, keys, now).catch((err: unknown) => {
+    reposByArch.set(arch, await Promise.all(repos.map(({ repo, keys }) => verifyRepository(fetcher, mirrors, repo, arch, keys, now).catch((err: unknown) => {
       throw repo === k8sRepo ? noRepositoryFor(version, err) : err;
     }))));
   }
   progress.succeed();
 
   progress.step('Resolving packages');
-  const criDockerd = runtimes.includes('docker') ? await criDockerdSources(ctx, components, arches) : new Map<Arch, PackageSource>();
+  const criDockerd = runtimes.includes('docker') ? await criDockerdSources(ctx, components, arches) : new Map<Arch, MemorySource>();
   const debs = new Map<string, Deb>();
   for (const arch of arches) {
-    const sources: PackageSource[] = [...(sourcesByArch.get(arch) ?? []), ...(criDockerd.has(arch) ? [criDockerd.get(arch) as PackageSource] : [])];
-    const index = PackageIndex.build(sources, arch);
-    const kubeVersion = exactKubePackageVersion(index, version, k8sRepo, mirrors);
-    const roots = [
-      ...components.kubernetes.packages.map((name) => ({ name, version: kubeVersion })),
-      ...components.kubernetes.companions.map((name) => ({ name })),
-      ...target.packages.containerd,
-      ...target.packages.registry,
-      ...target.packages.host,
-      ...(runtimes.includes('docker') ? [...target.packages.docker, 'cri-dockerd'] : []),
-      ...(ctx.ha ? target.packages.ha : []),
-    ].map((r) => (typeof r === 'string' ? { name: r } : r));
-    const closure = resolveClosure(index, roots, { excludePriorityRequired: true });
-    for (const record of closure.packages) addDeb(debs, record, arch);
+    const extra = criDockerd.has(arch) ? [criDockerd.get(arch) as MemorySource] : [];
+    for (const record of await resolveDebs(ctx, components, arch, reposByArch.get(arch) ?? [], extra, k8sRepo)) addDeb(debs, record, arch);
   }
   const sortedDebs = [...debs.values()].sort((a, b) => (a.bundleName < b.bundleName ? -1 : a.bundleName > b.bundleName ? 1 : 0));
   progress.succeed(`Resolved ${sortedDebs.length} packages for ${arches.join(', ')}`);
@@ -258,8 +259,38 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
     debs: sortedDebs,
     images,
     files: [{ path: manifestFile('kube-flannel.yml'), url: manifestUrl, cachePath: flannel.path, sha256: flannel.sha256, size: flannel.size }],
-    releaseDate: sourcesByArch.get(arches[0] as Arch)?.[0]?.release.date,
+    releaseDate: reposByArch.get(arches[0] as Arch)?.[0]?.release.date,
   };
+}
+
+/**
+ * The dependency closure of everything the hosts install, for one architecture. Taken from the build cache when an
+ * earlier build resolved the same request against the same indexes (same sha256s); only then are the Packages
+ * files read at all.
+ */
+async function resolveDebs(ctx: ResolveContext, components: ReturnType<typeof loadComponents>, arch: Arch, repos: VerifiedRepo[], extra: MemorySource[], k8sRepo: RepoRef): Promise<ResolvedPackage[]> {
+  const { target, runtimes, version, fetcher, mirrors } = ctx;
+  const request = {
+    kubernetes: { version: version.plain, repository: k8sRepo.label, packages: components.kubernetes.packages },
+    roots: [
+      ...components.kubernetes.companions,
+      ...target.packages.containerd,
+      ...target.packages.registry,
+      ...target.packages.host,
+      ...(runtimes.includes('docker') ? [...target.packages.docker, 'cri-dockerd'] : []),
+      ...(ctx.ha ? target.packages.ha : []),
+    ].map((r) => (typeof r === 'string' ? { name: r } : r)),
+    excludePriorityRequired: true,
+  };
+  const inputs = { arch, sources: [...repos.map(verifiedRepoIdentity), ...extra.map(sourceIdentity)], request };
+  return cachedResolution(fetcher.cache, inputs, () =>
+    withPackagesFiles(fetcher, mirrors, repos, (sources) => {
+      const index = PackageIndex.build([...sources, ...extra], arch);
+      const kubeVersion = exactKubePackageVersion(index, version, k8sRepo, mirrors);
+      const roots = [...request.kubernetes.packages.map((name) => ({ name, version: kubeVersion })), ...request.roots];
+      return resolveClosure(index, roots, { excludePriorityRequired: request.excludePriorityRequired }).packages.map(resolvedPackage);
+    }),
+  );
 }
 
 /** The exact Debian version of kubeadm/kubelet/kubectl for this Kubernetes release, as the index has it. */
@@ -312,9 +343,9 @@ function distroRepos(target: TargetDef, arch: Arch): RepoRef[] {
 }
 
 /** cri-dockerd comes from its GitHub release, not an index: describe the downloaded deb as a one-package source. */
-async function criDockerdSources(ctx: ResolveContext, components: ReturnType<typeof loadComponents>, arches: Arch[]): Promise<Map<Arch, PackageSource>> {
+async function criDockerdSources(ctx: ResolveContext, components: ReturnType<typeof loadComponents>, arches: Arch[]): Promise<Map<Arch, MemorySource>> {
   const def = components['cri-dockerd'];
-  const sources = new Map<Arch, PackageSource>();
+  const sources = new Map<Arch, MemorySource>();
   for (const arch of arches) {
     if (!def.arches.includes(arch)) {
       throw new UserError(`cri-dockerd ${def.version} publishes no ${arch} package, so the docker runtime cannot be carried for ${arch}`, `build ${arch} with --runtime containerd`);
@@ -324,7 +355,7 @@ async function criDockerdSources(ctx: ResolveContext, components: ReturnType<typ
     const fetched = await fetchReleaseAsset(ctx.fetcher, ctx.mirrors, url, locked?.digest, `cri-dockerd ${def.version}`);
     const control = await readDebControl(fetched.path);
     const stanza = formatStanza([...control, ['Filename', basename(url)], ['Size', String(fetched.size)], ['SHA256', fetched.sha256]]);
-    sources.set(arch, { label: `cri-dockerd ${def.version}`, baseUrl: dirname(url), packagesText: stanza, packagesUrl: url });
+    sources.set(arch, { label: `cri-dockerd ${def.version}`, baseUrl: dirname(url), packages: stanza, packagesUrl: url });
   }
   return sources;
 }
@@ -340,7 +371,7 @@ async function fetchReleaseAsset(fetcher: Fetcher, mirrors: Mirrors, url: string
   return fetched;
 }
 
-function addDeb(debs: Map<string, Deb>, record: PackageRecord, arch: Arch): void {
+function addDeb(debs: Map<string, Deb>, record: ResolvedPackage, arch: Arch): void {
   const bundleName = basename(record.filename);
   const existing = debs.get(bundleName);
   if (existing) {

@@ -15,11 +15,12 @@ import { createHash, type Hash } from 'node:crypto';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import type * as openpgp from 'openpgp';
 import { UserError } from '../../util/errors.js';
+import { FileWriter } from '../cache.js';
 import { fingerprintOf, signDetached } from '../pgp.js';
 import { completeManifest, manifestMismatches, manifestToYaml, type BundleManifest, type ManifestContent } from './manifest.js';
 import { comparePaths, LEADING_FILES, MANIFEST_FILE, parentDirs, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
 import { formatSums, sha256File } from './sums.js';
-import { BLOCK, encodeHeader, endOfArchive, paddingFor, type HeaderFields } from './tar.js';
+import { encodeHeader, endOfArchive, paddingFor, type HeaderFields } from './tar.js';
 
 export interface PackEntry {
   /** path in the bundle, e.g. packages/kubeadm_1.32.3-1.1_amd64.deb */
@@ -184,23 +185,31 @@ async function writeTar(handle: FileHandle, members: readonly Member[], mtime: D
     await out.write(Buffer.alloc(paddingFor(member.size)));
   }
   await out.write(endOfArchive());
+  await out.drain();
   return { sha256: out.hash.digest('hex'), size: out.size };
 }
 
-/** Copy exactly `member.size` bytes of `file`, checking that they still hash to `member.sha256`. */
+/**
+ * Copy exactly `member.size` bytes of `file`, checking that they still hash to `member.sha256`. The next piece is
+ * read while the current one is hashed and written, so the disk and the hashing overlap.
+ */
 async function copyFile(file: string, member: Member, out: HashingWriter): Promise<void> {
   const handle = await open(file, 'r');
   try {
     const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(member.size, BLOCK)));
+    const readAhead = (at: number): Promise<Buffer> => {
+      const read = readPiece(handle, Math.min(COPY_CHUNK, member.size - at), at);
+      read.catch(() => undefined); // awaited below; never an unhandled rejection if the loop stops first
+      return read;
+    };
     let copied = 0;
-    while (copied < member.size) {
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, member.size - copied), null);
-      if (bytesRead === 0) break;
-      const piece = buffer.subarray(0, bytesRead);
+    let next = member.size > 0 ? readAhead(0) : undefined;
+    while (next) {
+      const piece = await next;
+      copied += piece.length;
+      next = piece.length > 0 && copied < member.size ? readAhead(copied) : undefined;
       hash.update(piece);
       await out.write(piece);
-      copied += bytesRead;
     }
     const { size } = await handle.stat();
     if (copied !== member.size || size !== member.size || hash.digest('hex') !== member.sha256) {
@@ -214,20 +223,32 @@ async function copyFile(file: string, member: Member, out: HashingWriter): Promi
   }
 }
 
+/** Up to `length` bytes at `position`, in a buffer of their own (the writer may still hold the previous one). */
+async function readPiece(handle: FileHandle, length: number, position: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  const { bytesRead } = await handle.read(buffer, 0, length, position);
+  return buffer.subarray(0, bytesRead);
+}
+
+/** Hashes everything written on its way to the file (see FileWriter: writes overlap with reading and hashing). */
 class HashingWriter {
   readonly hash: Hash = createHash('sha256');
   size = 0;
+  private readonly file: FileWriter;
 
-  constructor(private readonly handle: FileHandle) {}
+  constructor(handle: FileHandle) {
+    this.file = new FileWriter(handle);
+  }
 
+  /** The bytes must not change afterwards. */
   async write(bytes: Uint8Array): Promise<void> {
-    if (bytes.length === 0) return;
     this.hash.update(bytes);
-    // A write may take fewer bytes than offered; go on until all are out.
-    for (let done = 0; done < bytes.length; ) {
-      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done);
-      done += bytesWritten;
-    }
     this.size += bytes.length;
+    await this.file.write(bytes);
+  }
+
+  /** Wait until everything is written; throws the first write error. */
+  drain(): Promise<void> {
+    return this.file.finish();
   }
 }
