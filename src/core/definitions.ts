@@ -33,6 +33,8 @@ export interface TargetDef {
   keyFingerprints?: string[];
   sources: AptSourceDef[];
   criDockerdAsset: string;
+  /** packages a minimal install of the target has beyond Priority: required (its installer's choices) */
+  minimalHost?: string[];
   packages: { containerd: string[]; docker: string[]; registry: string[]; ha: string[]; host: string[] };
 }
 

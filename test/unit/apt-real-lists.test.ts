@@ -146,6 +146,15 @@ describe('apt core on the real bookworm lists', () => {
     assert.deepEqual(full.packages.map((p) => `${p.name}=${p.version}`), aptSimulate(ROOTS, emptyStatus));
   });
 
+  it('a minimal host as debootstrap makes it has usr-is-merged, not usrmerge: perl is then carried for keepalived', () => {
+    const base = baseSystem(index, ['usr-is-merged']);
+    assert.ok(base.has('usr-is-merged'));
+    assert.ok(!base.has('usrmerge') && !base.has('libperl5.36'), 'usrmerge and perl are not on a minimal host');
+    const closure = resolveClosure(index, [{ name: 'keepalived' }], { excludePriorityRequired: true, minimalHost: ['usr-is-merged'] });
+    const names = closure.packages.map((p) => p.name);
+    for (const name of ['libperl5.36', 'perl-modules-5.36', 'libgdbm6']) assert.ok(names.includes(name), `${name} is carried`);
+  });
+
   it('computes the same base system as apt installing every required and essential package', () => {
     const emptyStatus = join(work, 'status');
     writeFileSync(emptyStatus, '');

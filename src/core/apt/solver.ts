@@ -38,6 +38,12 @@ export interface RootRequest {
 
 export interface ResolveOptions {
   excludePriorityRequired: boolean;
+  /**
+   * Packages a minimal host of the target has beyond its required ones, because its installer picks them
+   * (debootstrap installs usr-is-merged, not its alternative usrmerge and the perl that needs): they seed the base
+   * system, so alternatives that name them resolve to them.
+   */
+  minimalHost?: readonly string[];
   /** Also return why each package is in the closure. */
   trace?: boolean;
 }
@@ -101,7 +107,7 @@ interface WalkSettings {
 }
 
 export function resolveClosure(index: PackageIndex, roots: readonly RootRequest[], options: ResolveOptions): Closure {
-  const host = options.excludePriorityRequired ? baseSystem(index) : new Map<string, string>();
+  const host = options.excludePriorityRequired ? baseSystem(index, options.minimalHost) : new Map<string, string>();
   return walkWithRestarts(index, roots, { host, lenient: false, trace: options.trace === true });
 }
 
@@ -109,11 +115,12 @@ export function resolveClosure(index: PackageIndex, roots: readonly RootRequest[
  * The packages of a minimal host (what `debootstrap --variant=minbase` installs): every package whose candidate
  * is `Priority: required` or `Essential: yes`, and their dependency closure. Maps each name to why it is there.
  */
-export function baseSystem(index: PackageIndex): Map<string, string> {
+export function baseSystem(index: PackageIndex, minimalHost: readonly string[] = []): Map<string, string> {
   const seeds: RootRequest[] = [];
+  const extra = new Set(minimalHost.filter((name) => index.candidate(name)));
   for (const name of index.packageNames()) {
     const candidate = index.candidate(name);
-    if (candidate && (candidate.priority === 'required' || candidate.essential)) seeds.push({ name });
+    if (candidate && (candidate.priority === 'required' || candidate.essential || extra.has(name))) seeds.push({ name });
   }
   seeds.sort((a, b) => compareNames(a.name, b.name));
   const closure = walkWithRestarts(index, seeds, { host: new Map(), lenient: true, trace: true });
@@ -124,6 +131,7 @@ export function baseSystem(index: PackageIndex): Map<string, string> {
     const seed = chains.get(record.name)?.split(' ')[0];
     if (record.essential) reasons.set(record.name, 'Essential: yes');
     else if (record.priority === 'required') reasons.set(record.name, 'Priority: required');
+    else if (extra.has(record.name)) reasons.set(record.name, 'installed on every minimal host of the target');
     else reasons.set(record.name, `dependency of required package ${seed}`);
   }
   return reasons;

@@ -40,7 +40,6 @@ import { packageRoot } from '../../util/package-root.js';
 import { seedPlan } from './seed-plan.js';
 import {
   cachedResolution,
-  getSmall,
   kubernetesRepoKeys,
   resolvedPackage,
   sourceIdentity,
@@ -281,6 +280,7 @@ async function resolveDebs(ctx: ResolveContext, components: ReturnType<typeof lo
       ...(ctx.ha ? target.packages.ha : []),
     ].map((r) => (typeof r === 'string' ? { name: r } : r)),
     excludePriorityRequired: true,
+    minimalHost: target.minimalHost ?? [],
   };
   const inputs = { arch, sources: [...repos.map(verifiedRepoIdentity), ...extra.map(sourceIdentity)], request };
   return cachedResolution(fetcher.cache, inputs, () =>
@@ -288,7 +288,7 @@ async function resolveDebs(ctx: ResolveContext, components: ReturnType<typeof lo
       const index = PackageIndex.build([...sources, ...extra], arch);
       const kubeVersion = exactKubePackageVersion(index, version, k8sRepo, mirrors);
       const roots = [...request.kubernetes.packages.map((name) => ({ name, version: kubeVersion })), ...request.roots];
-      return resolveClosure(index, roots, { excludePriorityRequired: request.excludePriorityRequired }).packages.map(resolvedPackage);
+      return resolveClosure(index, roots, { excludePriorityRequired: request.excludePriorityRequired, minimalHost: request.minimalHost }).packages.map(resolvedPackage);
     }),
   );
 }

@@ -96,9 +96,9 @@ function sandboxImage(ctx: InstallContext): string {
 
 export function installPhases(): InstallPhase[] {
   return [
-    journaled(`upload`, {
+    journaled('upload', {
       title: 'Upload the bundle',
-      steps: (host, ctx) => [
+      steps: (_host, ctx) => [
         {
           describe: `upload ${ctx.bundleFile} → ${bundleTar(ctx)} (skipped when the host has it; resumed when cut; sha256 checked on the host)`,
           run: async (h) => {
