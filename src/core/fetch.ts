@@ -20,7 +20,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import got, { RequestError, TimeoutError } from 'got';
-import { UserError } from '../util/errors.js';
+import { diskFullError, UserError } from '../util/errors.js';
 import { type BlobCache, FileWriter, isNotFound } from './cache.js';
 
 export interface Timeouts {
@@ -377,9 +377,14 @@ export class Fetcher {
       }
     } catch (err) {
       res.body.destroy();
-      throw err instanceof UserError ? err : asNetworkFailure(err, new URL(res.url), this.timeouts);
-    } finally {
+      await file.close().catch(() => undefined);
+      const full = diskFullError(err, partial, `${labelOf(request)} from ${redact(res.url)}`);
+      throw full !== err || err instanceof UserError ? full : asNetworkFailure(err, new URL(res.url), this.timeouts);
+    }
+    try {
       await file.close();
+    } catch (err) {
+      throw diskFullError(err, partial, `${labelOf(request)} from ${redact(res.url)}`);
     }
     return received;
   }

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, readSync, writeSync, closeSync, statSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, openSync, readSync, writeSync, closeSync, statSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -176,6 +176,23 @@ describe('bundle build v1.32.3 for debian-12', () => {
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, expected, args.join(' '));
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for an operator error');
+    }
+  });
+
+  test('a full disk is an operator error naming the file, for the cache and for the bundle, and leaves no partial bundle', async () => {
+    const tiny = join(dir, 'tiny');
+    execFileSync('mkdir', ['-p', tiny]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', tiny]);
+    try {
+      const cacheFull = await runCli(['build', 'v1.32.3', ...common.filter((a, i) => a !== '--cache' && common[i - 1] !== '--cache'), '--cache', join(tiny, 'cache'), '--unsigned', '-o', join(dir, 'out', 'never.tar')], { env: { SOURCE_DATE_EPOCH: EPOCH } });
+      assert.equal(cacheFull.code, 2, cacheFull.stderr);
+      assert.match(cacheFull.stderr, /no space left writing .*tiny\/cache/);
+      const outputFull = await build(['--unsigned', '-o', join(tiny, 'bundle.tar')]);
+      assert.equal(outputFull.code, 2, outputFull.stderr);
+      assert.match(outputFull.stderr, /no space left writing .*tiny\/bundle\.tar \(the bundle/);
+      assert.deepEqual(readdirSync(tiny).filter((f) => f.startsWith('bundle.tar')), []);
+    } finally {
+      execFileSync('umount', [tiny]);
     }
   });
 

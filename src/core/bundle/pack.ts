@@ -14,7 +14,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import type * as openpgp from 'openpgp';
-import { UserError } from '../../util/errors.js';
+import { diskFullError, UserError } from '../../util/errors.js';
 import { FileWriter } from '../cache.js';
 import { fingerprintOf, signDetached } from '../pgp.js';
 import { completeManifest, manifestMismatches, manifestToYaml, type BundleManifest, type ManifestContent } from './manifest.js';
@@ -170,7 +170,7 @@ async function writeAtomically(output: string, write: (handle: FileHandle) => Pr
   } catch (err) {
     await handle.close().catch(() => undefined);
     await rm(partial, { force: true });
-    throw err;
+    throw diskFullError(err, output, 'the bundle; nothing was left under that name');
   }
 }
 
