@@ -68,6 +68,14 @@ interface ResetFlags {
   knownHosts: string;
 }
 
+/** The SSH flags install and reset share. */
+function withSshOptions(command: Command): Command {
+  return command
+    .option('-i, --identity <file>', 'SSH private key (ssh-agent is used too)')
+    .option('--user <name>', 'SSH user (sudo is used when not root)', 'root')
+    .option('--known-hosts <file>', 'known_hosts file', '~/.ssh/known_hosts');
+}
+
 function positiveInt(text: string, flag: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a whole number of at least 1, not '${text}'`);
@@ -176,16 +184,13 @@ export function createProgram(): Command {
       process.stdout.write(formatKeygen(result) + '\n');
     });
 
-  program
+  withSshOptions(program
     .command('install')
     .summary('install a cluster from a bundle onto the hosts listed in a file, over SSH')
-    .requiredOption('--hosts <file>', 'hosts file: one "ADDRESS ROLE [key=value ...]" per line')
+    .requiredOption('--hosts <file>', 'hosts file: one "ADDRESS ROLE [key=value ...]" per line'))
     .option('--bundle <file>', 'bundle file (default: the one kube-bundle-*.tar in the working directory)')
     .option('--pubkey <file>', 'the trusted signer\'s public key (required unless --allow-unsigned)')
     .option('--allow-unsigned', 'accept a bundle built with --unsigned')
-    .option('-i, --identity <file>', 'SSH private key (ssh-agent is used too)')
-    .option('--user <name>', 'SSH user (sudo is used when not root)', 'root')
-    .option('--known-hosts <file>', 'known_hosts file', '~/.ssh/known_hosts')
     .option('--accept-new-host-keys', 'record unknown host keys (a CHANGED key is always refused)')
     .addOption(new Option('--runtime <name>', 'container runtime').choices(['containerd', 'docker']).default('containerd'))
     .option('--pod-cidr <cidr>', 'pod network', '10.244.0.0/16')
@@ -236,16 +241,13 @@ export function createProgram(): Command {
       }
     });
 
-  program
+  withSshOptions(program
     .command('reset')
     .summary('undo an install: kubeadm reset and remove what install added')
-    .requiredOption('--hosts <file>', 'hosts file used for the install')
+    .requiredOption('--hosts <file>', 'hosts file used for the install'))
     .option('--yes', 'do not ask for confirmation')
     .option('--purge', 'also remove the packages install added')
     .option('--dry-run', 'print what would be done, change nothing')
-    .option('-i, --identity <file>', 'SSH private key (ssh-agent is used too)')
-    .option('--user <name>', 'SSH user (sudo is used when not root)', 'root')
-    .option('--known-hosts <file>', 'known_hosts file', '~/.ssh/known_hosts')
     .action(async (flags: ResetFlags) => {
       const result = await reset({
         hostsFile: flags.hosts,

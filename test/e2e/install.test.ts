@@ -159,6 +159,11 @@ describe('bundle install in the lab', () => {
     const again = await bundleCli(['install', '--hosts', hosts]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /Nothing to do/);
+
+    // other settings on a re-run would be silently ignored by the phases already done: refused, naming them
+    const changed = await bundleCli(['install', '--hosts', hosts, '--pod-cidr', '10.200.0.0/16']);
+    assert.equal(changed.code, 2);
+    assert.match(changed.stderr, /podCidr: the cluster has 10\.244\.0\.0\/16, this run asks for 10\.200\.0\.0\/16/);
   });
 
   test('a worker added to the hosts file is joined on the next run, the rest untouched', async () => {

@@ -10,3 +10,5 @@ export const CA_FILE = `${PKI}/ca.crt`;
 /** join token and certificate key (0600, first control plane only) */
 export const CLUSTER_ENV = `${ETC}/cluster.env`;
 export const SIGNER_KEY = `${ETC}/signer.asc`;
+/** the settings the cluster was made with (first control plane): a re-run with other settings is refused */
+export const CLUSTER_SETTINGS = `${ETC}/cluster-settings.json`;

@@ -23,6 +23,7 @@ import { checkHaOptions, describeHa, haEndpoint, haPreflight, planHa, type HaPla
 import { readHostsFile, type HostSpec } from './hosts.js';
 import { osFor, type HostOS } from './os.js';
 import { installPhases } from './phases-install.js';
+import { checkClusterSettings } from './settings.js';
 import { runPhases, type PhaseEvent, type RunResult } from './phases.js';
 
 export interface InstallOptions {
@@ -144,6 +145,7 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
       },
     );
     problems.push(...(await haPreflight(ctx)));
+    await checkClusterSettings(ctx);
     if (problems.length) {
       throw new UserError(`preflight found ${problems.length} problem(s); nothing was changed:\n  ${problems.join('\n  ')}`);
     }

@@ -10,8 +10,9 @@ import { formatBytes } from '../../util/progress.js';
 import { parseReference } from '../oci/reference.js';
 import { shQuote } from '../ssh/command.js';
 import { uploadSmallFile } from '../ssh/upload.js';
-import { CA_FILE, CLUSTER_ENV, ETC, JOURNAL, PKI, REGISTRY_STORAGE, REMOTE_ROOT, SIGNER_KEY } from './host-paths.js';
+import { CA_FILE, CLUSTER_ENV, CLUSTER_SETTINGS, ETC, JOURNAL, PKI, REGISTRY_STORAGE, REMOTE_ROOT, SIGNER_KEY } from './host-paths.js';
 import type { ClusterSecrets, InstallContext, Node } from './install.js';
+import { clusterSettings } from './settings.js';
 import { haApiPhase, haPhase, isHaHolder } from './ha.js';
 import type { Phase } from './phases.js';
 import {
@@ -186,6 +187,7 @@ export function installPhases(): InstallPhase[] {
         return [
           file(`${ETC}/kubeadm-init.yaml`, config, 0o600),
           file(CLUSTER_ENV, `TOKEN=${cluster.token}\nCERTIFICATE_KEY=${cluster.certificateKey}\nCERTS_UPLOADED=${Date.now()}\n`, 0o600),
+          file(CLUSTER_SETTINGS, JSON.stringify(clusterSettings(ctx), null, 2) + '\n'),
           command(`kubeadm init --config ${ETC}/kubeadm-init.yaml --upload-certs`, { timeoutMs: 15 * 60_000 }),
           command('mkdir -p /root/.kube && install -m 600 /etc/kubernetes/admin.conf /root/.kube/config'),
         ];
