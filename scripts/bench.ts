@@ -24,6 +24,7 @@ import type { BuildResult } from '../src/core/build/build.js';
 import { readLock } from '../src/core/build/lockfile.js';
 import { parseMirrors } from '../src/core/mirror.js';
 import { DEFAULT_WORK_DIR } from '../test/upstream/index.js';
+import { runInstallBench } from './bench-install.js';
 import { pushBigImage } from './bench/big-image.js';
 import { curlParallel, type CurlRun } from './bench/curl.js';
 import { buildDownloads, type BuildDownloads } from './bench/download-list.js';
@@ -404,3 +405,5 @@ function scenarioResults({ coldAndCurl, warm, big }: ScenarioResults): object {
 }
 
 await main();
+// then `bundle install`: wall time for 1 and 3 hosts, upload vs scp, registry seeding vs skopeo copy
+await runInstallBench();
