@@ -5,15 +5,11 @@
 import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { build } from '../core/build/build.js';
-import { formatSummary, install } from '../core/install/install.js';
-import { reset } from '../core/install/reset.js';
-import { formatBuildResult } from '../core/build/report.js';
 import { UserError } from '../util/errors.js';
 import { createProgress } from '../util/progress.js';
-import { formatInspect, inspectBundle } from '../core/bundle/inspect.js';
-import { formatVerified, verificationFailure, verifyBundleFile } from '../core/bundle/verify.js';
-import { formatKeygen, keygen } from '../core/keygen.js';
+
+// Each command loads its core when it runs: `bundle --help` or `bundle verify` need not load the builder,
+// the SSH stack or openpgp's signing code, so every command starts faster.
 
 export const VERSION = '0.1.0';
 
@@ -124,6 +120,8 @@ export function createProgram(): Command {
     .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned')
     .option('--trust-key <file>', 'an armored OpenPGP public key trusted for the Kubernetes package repository besides the pinned one (a mirror that re-signs), repeatable', collect)
     .action(async (version: string, flags: BuildFlags) => {
+      const { build } = await import('../core/build/build.js');
+      const { formatBuildResult } = await import('../core/build/report.js');
       const result = await build({
         version,
         target: flags.target,
@@ -156,6 +154,7 @@ export function createProgram(): Command {
     .option('--allow-unsigned', 'accept a bundle without a signature (checks the file hashes only)')
     .option('--json', 'print a JSON report (also when verification fails)')
     .action(async (file: string, opts: { pubkey?: string; allowUnsigned?: boolean; json?: boolean }) => {
+      const { formatVerified, verificationFailure, verifyBundleFile } = await import('../core/bundle/verify.js');
       const report = await verifyBundleFile({ file, allowUnsigned: Boolean(opts.allowUnsigned), ...(opts.pubkey ? { pubkeyFile: opts.pubkey } : {}) });
       if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else if (report.ok) process.stdout.write(formatVerified(file, report) + '\n');
@@ -168,6 +167,7 @@ export function createProgram(): Command {
     .argument('<file>', 'bundle file')
     .option('--json', 'print JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
+      const { formatInspect, inspectBundle } = await import('../core/bundle/inspect.js');
       const summary = await inspectBundle(file);
       process.stdout.write((opts.json ? JSON.stringify(summary, null, 2) : formatInspect(summary)) + '\n');
     });
@@ -180,6 +180,7 @@ export function createProgram(): Command {
     .addHelpText('after', '\nThe secret key is passphrase-protected when KUBE_BUNDLE_PASSPHRASE is set. Existing files are never overwritten.')
     .action(async (opts: { out: string; name: string }) => {
       const passphrase = process.env.KUBE_BUNDLE_PASSPHRASE;
+      const { formatKeygen, keygen } = await import('../core/keygen.js');
       const result = await keygen({ outDir: opts.out, name: opts.name, ...(passphrase ? { passphrase } : {}) });
       process.stdout.write(formatKeygen(result) + '\n');
     });
@@ -214,6 +215,7 @@ export function createProgram(): Command {
       const onSignal = () => interrupt.abort();
       process.once('SIGINT', onSignal);
       try {
+        const { formatSummary, install } = await import('../core/install/install.js');
         const summary = await install({
           hostsFile: flags.hosts,
           bundle: flags.bundle,
@@ -249,6 +251,7 @@ export function createProgram(): Command {
     .option('--purge', 'also remove the packages install added')
     .option('--dry-run', 'print what would be done, change nothing')
     .action(async (flags: ResetFlags) => {
+      const { reset } = await import('../core/install/reset.js');
       const result = await reset({
         hostsFile: flags.hosts,
         identity: flags.identity,
