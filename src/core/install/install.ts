@@ -295,8 +295,12 @@ export function formatSummary(s: InstallSummary): string {
   lines.push('', 'Nodes:');
   for (const n of s.nodes) lines.push(`  ${n.name.padEnd(20)} ${n.address.padEnd(16)} ${n.role}`);
   lines.push('', `kubeconfig: ${s.kubeconfig}`, '', 'Time per phase:');
-  for (const p of s.phases) lines.push(`  ${p.title.padEnd(40)} ${p.status.padEnd(8)} ${p.seconds.toFixed(1)}s`);
-  lines.push(`  ${'total'.padEnd(49)} ${s.seconds.toFixed(1)}s`);
+  // phases with no host in this layout (no HA, one control plane) are left out
+  const phases = s.phases.filter((p) => p.hosts.length > 0 || p.status !== 'ok');
+  const width = Math.max(...phases.map((p) => p.title.length), 5);
+  const status = (p: InstallSummary['phases'][number]) => (p.status === 'ok' && p.hosts.every((h) => h.status === 'skipped') ? 'done before' : p.status);
+  for (const p of phases) lines.push(`  ${p.title.padEnd(width)}  ${status(p).padEnd(11)} ${p.seconds.toFixed(1)}s`);
+  lines.push(`  ${'total'.padEnd(width + 13)} ${s.seconds.toFixed(1)}s`);
   return lines.join('\n') + '\n';
 }
 
