@@ -11,11 +11,14 @@
  * in two scenarios: as this machine reaches its upstreams (the simulated ones in this process, the Debian archive
  * through a fast local proxy: curl gets everything in a fraction of a second, which no real site does), and with
  * 1, 2 and 4 repeated through one shared link of LINK_RATE (scripts/bench/throttle.ts) for the build and curl
- * alike, closer to a build machine on a real internet connection.
+ * alike, closer to a build machine on a real internet connection. A third scenario repeats 1 and 2 through that
+ * link against a second simulated upstream whose images have roughly the real images' sizes
+ * (scripts/bench/realistic-images.ts), as the ~1 MB stand-ins leave fixed costs dominating.
  *
  * Timed figures are medians of ROUNDS runs (a shared 2-core machine is noisy); every sample goes to the JSON file.
  * Prints a table and writes .work/bench-build.json. Needs 10 GiB free under /var/tmp (it writes a few GiB there)
- * and removes everything afterwards; takes a few minutes.
+ * and removes everything afterwards; takes a few minutes. Then runs the `bundle install` benchmark
+ * (scripts/bench-install.ts) unless BENCH_SKIP_INSTALL=1.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
@@ -26,14 +29,15 @@ import { parseMirrors } from '../src/core/mirror.js';
 import { DEFAULT_WORK_DIR } from '../test/upstream/index.js';
 import { runInstallBench } from './bench-install.js';
 import { pushBigImage } from './bench/big-image.js';
+import { pushRealisticImages, REALISTIC_IMAGES } from './bench/realistic-images.js';
 import { curlParallel, type CurlRun } from './bench/curl.js';
 import { buildDownloads, type BuildDownloads } from './bench/download-list.js';
 import { listImageContent } from './bench/registry-walk.js';
 import { assertGnuTime, compileCli, REPO_ROOT, runBundle, runMeasured, type Measured } from './bench/measure.js';
 import { formatTable, mb, median, mib, samples, secs, times, type Row } from './bench/report.js';
-import { startThrottledLink } from './bench/throttle.js';
+import { startThrottledLink, type ThrottledLink } from './bench/throttle.js';
 import { startBenchUpstream, type BenchUpstream } from './bench/upstream.js';
-import { assertFreeSpace, createWorkspace, GIB } from './bench/workspace.js';
+import { assertFreeSpace, createWorkspace, GIB, type Workspace } from './bench/workspace.js';
 
 const ROUNDS = 3;
 const CONCURRENCY = 8;
@@ -90,6 +94,7 @@ async function main(): Promise<void> {
     const linkColdAndCurl = await coldBuildsAndCurl(ctx, linked);
     const linkWarm = await warmRebuilds(ctx, linked, linkColdAndCurl.cache);
     const linkBig = await bigLayerBuild(ctx, linked, linkColdAndCurl.cache);
+    const realistic = await realisticImages(ctx, workspace, link);
 
     const rows = [
       ...startupRows(startup),
@@ -99,11 +104,19 @@ async function main(): Promise<void> {
       { measure: `Through one shared ${mb(LINK_RATE)}/s link (build and curl alike):`, value: '', target: '' },
       ...speedRows(linkColdAndCurl, linkWarm),
       ...bigBuildRows(linkBig),
+      ...realisticRows(realistic),
     ];
     console.log(`\nbundle build v1.32.3 -t debian-12 (amd64, containerd+docker, --concurrency ${CONCURRENCY}); compiled CLI; medians of ${ROUNDS} runs\n`);
     console.log(formatTable(rows));
     console.log(notes(coldAndCurl));
-    await writeResults({ rows, startup, local: { coldAndCurl, warm, big }, link: { coldAndCurl: linkColdAndCurl, warm: linkWarm, big: linkBig } });
+    console.log(realisticNote());
+    await writeResults({
+      rows,
+      startup,
+      local: { coldAndCurl, warm, big },
+      link: { coldAndCurl: linkColdAndCurl, warm: linkWarm, big: linkBig },
+      realistic,
+    });
   } finally {
     log('cleaning up');
     await workspace.cleanup();
@@ -351,6 +364,49 @@ function bigRows(big: BigLayer): Row[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// 1 + 2 with images of roughly the real sizes, through the link
+
+interface Realistic {
+  pushSeconds: number;
+  /** layer bytes of the pushed images, all incompressible */
+  imageBytes: number;
+  coldAndCurl: ColdAndCurl;
+  warm: BuildRun[];
+}
+
+/**
+ * A second simulated upstream, used only here, whose registries serve REALISTIC_IMAGES under the real v1.32.3
+ * references (pushed over the stand-ins), reached through the same link as the second scenario.
+ */
+async function realisticImages(ctx: Context, workspace: Workspace, link: ThrottledLink): Promise<Realistic> {
+  log('starting a second simulated upstream for images of realistic sizes');
+  const upstream = await startBenchUpstream();
+  workspace.onCleanup(upstream.stop);
+  const pushStart = process.hrtime.bigint();
+  const imageBytes = await pushRealisticImages(upstream.backendUrl);
+  const pushSeconds = Number(process.hrtime.bigint() - pushStart) / 1e9;
+  log(`pushed ${REALISTIC_IMAGES.length} images of realistic sizes (${mib(imageBytes)}) in ${secs(pushSeconds)}`);
+  const scenario: Scenario = { name: 'real', mirrors: await Promise.all(upstream.mirrors.map((m) => throughLink(m, link.via))) };
+  const realCtx = { ...ctx, upstream };
+  const coldAndCurl = await coldBuildsAndCurl(realCtx, scenario);
+  const warm = await warmRebuilds(realCtx, scenario, coldAndCurl.cache);
+  return { pushSeconds, imageBytes, coldAndCurl, warm };
+}
+
+function realisticRows({ coldAndCurl, warm, imageBytes }: Realistic): Row[] {
+  return [
+    { measure: `Through the same link, images of approximate real sizes (${mib(imageBytes)} of layers, see notes):`, value: '', target: '' },
+    ...speedRows(coldAndCurl, warm),
+  ];
+}
+
+/** The sizes used, which the table's third part depends on: they are approximations, not measurements. */
+function realisticNote(): string {
+  const sizes = REALISTIC_IMAGES.map((i) => `${i.repository.slice(i.repository.lastIndexOf('/') + 1)}:${i.tag} ${(i.payloadBytes / 1e6).toFixed(1)} MB`);
+  return `Image sizes of the third part (approximate public compressed linux/amd64 sizes, one incompressible layer each):\n  ${sizes.join(', ')}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 
 function notes({ curl, scenario }: ColdAndCurl): string {
   const debian = debianBytes(curl[0], scenario);
@@ -363,7 +419,9 @@ function notes({ curl, scenario }: ColdAndCurl): string {
     'which shares the 2 cores with the contender. curl fetches the same URLs: the lock file\'s debs, files and image',
     'manifests + blobs, plus the Release.key, InRelease and Packages index files the build reads; the build\'s time',
     `also covers starting node, resolving, packing and signing. The second part sends every upstream byte of both`,
-    `contenders through one ${mb(LINK_RATE)}/s link (scripts/bench/throttle.ts), as on a real internet connection.`,
+    `contenders through one ${mb(LINK_RATE)}/s link (scripts/bench/throttle.ts), as on a real internet connection; the`,
+    'third does the same against a second simulated upstream serving the same references with images of roughly the',
+    'real ones\' public compressed amd64 sizes (scripts/bench/realistic-images.ts; approximate, not measured here).',
     `Results: ${RESULT_FILE}`,
   ].join('\n');
 }
@@ -371,10 +429,10 @@ function notes({ curl, scenario }: ColdAndCurl): string {
 interface ScenarioResults {
   coldAndCurl: ColdAndCurl;
   warm: BuildRun[];
-  big: BigBuild | BigLayer;
+  big?: BigBuild | BigLayer;
 }
 
-async function writeResults(data: { rows: Row[]; startup: Startup; local: ScenarioResults; link: ScenarioResults }): Promise<void> {
+async function writeResults(data: { rows: Row[]; startup: Startup; local: ScenarioResults; link: ScenarioResults; realistic: Realistic }): Promise<void> {
   const doc = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, node: process.version },
@@ -386,6 +444,12 @@ async function writeResults(data: { rows: Row[]; startup: Startup; local: Scenar
     },
     local: scenarioResults(data.local),
     link: scenarioResults(data.link),
+    realistic: {
+      images: REALISTIC_IMAGES,
+      imageBytes: data.realistic.imageBytes,
+      pushSeconds: data.realistic.pushSeconds,
+      ...scenarioResults(data.realistic),
+    },
   };
   await mkdir(join(REPO_ROOT, '.work'), { recursive: true });
   await writeFile(RESULT_FILE, JSON.stringify(doc, null, 2) + '\n');
@@ -394,16 +458,21 @@ async function writeResults(data: { rows: Row[]; startup: Startup; local: Scenar
 function scenarioResults({ coldAndCurl, warm, big }: ScenarioResults): object {
   const summary = (r: BuildRun) => ({ wallSeconds: r.wallSeconds, buildSeconds: r.result.seconds, peakRssBytes: r.peakRssBytes, fetch: r.result.fetch, size: r.result.size, sha256: r.result.sha256 });
   const { cold, curl, downloads } = coldAndCurl;
-  const { build: bigBuild, curl: bigCurl, ...bigRest } = big;
   return {
     cold: cold.map(summary),
     warm: warm.map(summary),
     curl: curl.map((c) => ({ seconds: c.seconds, peakRssBytes: c.peakRssBytes, bytes: totalBytes(c), transfers: c.transfers.length })),
     content: { imageBytes: downloads.imageBytes, bytes: cold[0] ? contentBytes(cold[0].result, downloads.imageBytes) : 0 },
-    big: { ...bigRest, build: summary(bigBuild), curl: { seconds: bigCurl.seconds, bytes: totalBytes(bigCurl) } },
+    ...(big ? { big: bigResults(big, summary) } : {}),
   };
+}
+
+function bigResults(big: BigBuild | BigLayer, summary: (r: BuildRun) => object): object {
+  const { build: bigBuild, curl: bigCurl, ...bigRest } = big;
+  return { ...bigRest, build: summary(bigBuild), curl: { seconds: bigCurl.seconds, bytes: totalBytes(bigCurl) } };
 }
 
 await main();
 // then `bundle install`: wall time for 1 and 3 hosts, upload vs scp, registry seeding vs skopeo copy
-await runInstallBench();
+if (process.env.BENCH_SKIP_INSTALL === '1') log('BENCH_SKIP_INSTALL=1: skipping the `bundle install` benchmark');
+else await runInstallBench();

@@ -1,14 +1,15 @@
 /**
- * A single-platform linux/amd64 image whose one layer is a real tar holding one file of `payloadBytes`
- * incompressible bytes, pushed into a distribution registry over its HTTP API without ever being held in memory
- * or written to a local file: the layer streams out of an AES-CTR keystream in a chunked PATCH upload while it is
- * hashed, and the digest closes the upload afterwards.
+ * A linux/amd64 image whose one layer is a real tar holding one file of `payloadBytes` incompressible bytes, pushed
+ * into a distribution registry over its HTTP API without ever being held in memory or written to a local file: the
+ * layer streams out of an AES-CTR keystream in a chunked PATCH upload while it is hashed, and the digest closes the
+ * upload afterwards. Pushed either as a single-platform manifest under the tag (`pushBigImage`) or, as most real
+ * images are, as an OCI index with that one amd64 child under the tag (`pushIndexedImage`).
  */
 import { createCipheriv, createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { encodeHeader, endOfArchive, paddingFor } from '../../src/core/bundle/tar.js';
-import { OCI_MANIFEST } from '../../src/core/oci/media-types.js';
+import { OCI_INDEX, OCI_MANIFEST } from '../../src/core/oci/media-types.js';
 
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
@@ -21,7 +22,31 @@ export interface BigImage {
 
 /** Push the image as `<repository>:<tag>` into `registryUrl` (no auth, e.g. the simulated upstreams' backend). */
 export async function pushBigImage(registryUrl: string, repository: string, tag: string, payloadBytes: number): Promise<BigImage> {
-  const layer = await uploadStreamed(registryUrl, repository, bigLayer(payloadBytes));
+  const image = await pushPlatformImage(registryUrl, repository, payloadBytes);
+  await putManifest(registryUrl, repository, tag, OCI_MANIFEST, image.manifest);
+  return { layerDigest: image.layerDigest, layerBytes: image.layerBytes };
+}
+
+/**
+ * Push the image as an OCI index under `<repository>:<tag>` whose one child (linux/amd64) is pushed by digest.
+ * The payload is seeded by repository and tag, so that images of equal size still share no bytes.
+ */
+export async function pushIndexedImage(registryUrl: string, repository: string, tag: string, payloadBytes: number): Promise<BigImage> {
+  const image = await pushPlatformImage(registryUrl, repository, payloadBytes, `${repository}:${tag}`);
+  const childDigest = sha256Digest(image.manifest);
+  await putManifest(registryUrl, repository, childDigest, OCI_MANIFEST, image.manifest);
+  const index = jsonBytes({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: [{ mediaType: OCI_MANIFEST, digest: childDigest, size: image.manifest.length, platform: { architecture: 'amd64', os: 'linux' } }],
+  });
+  await putManifest(registryUrl, repository, tag, OCI_INDEX, index);
+  return { layerDigest: image.layerDigest, layerBytes: image.layerBytes };
+}
+
+/** Layer and config pushed; the manifest's bytes returned for the caller to put under a tag or digest. */
+async function pushPlatformImage(registryUrl: string, repository: string, payloadBytes: number, seed = ''): Promise<BigImage & { manifest: Buffer }> {
+  const layer = await uploadStreamed(registryUrl, repository, bigLayer(payloadBytes, seed));
   const config = jsonBytes({
     architecture: 'amd64',
     os: 'linux',
@@ -36,18 +61,23 @@ export async function pushBigImage(registryUrl: string, repository: string, tag:
     config: { mediaType: OCI_CONFIG, digest: configDigest, size: config.length },
     layers: [{ mediaType: OCI_LAYER_TAR, digest: layer.digest, size: layer.size }],
   });
-  await expectStatus(
-    await fetch(`${registryUrl}/v2/${repository}/manifests/${tag}`, { method: 'PUT', headers: { 'content-type': OCI_MANIFEST }, body: new Uint8Array(manifest) }),
-    201,
-    `PUT manifest ${repository}:${tag} to ${registryUrl}`,
-  );
-  return { layerDigest: layer.digest, layerBytes: layer.size };
+  return { layerDigest: layer.digest, layerBytes: layer.size, manifest };
 }
 
-/** The layer's bytes: ustar header, the payload (a fixed-key AES-CTR keystream: incompressible), padding, end. */
-async function* bigLayer(payloadBytes: number): AsyncGenerator<Buffer> {
+async function putManifest(registryUrl: string, repository: string, reference: string, mediaType: string, bytes: Buffer): Promise<void> {
+  await expectStatus(
+    await fetch(`${registryUrl}/v2/${repository}/manifests/${reference}`, { method: 'PUT', headers: { 'content-type': mediaType }, body: new Uint8Array(bytes) }),
+    201,
+    `PUT manifest ${repository}:${reference} to ${registryUrl}`,
+  );
+}
+
+/** The layer's bytes: ustar header, the payload (an AES-CTR keystream keyed by `seed`: incompressible), padding, end. */
+async function* bigLayer(payloadBytes: number, seed: string): AsyncGenerator<Buffer> {
   yield encodeHeader({ path: 'big.bin', type: 'file', size: payloadBytes, mode: 0o644, mtime: new Date('2025-01-01T00:00:00Z') });
-  const keystream = createCipheriv('aes-128-ctr', Buffer.alloc(16, 1), Buffer.alloc(16, 0));
+  // the empty seed keeps the 1 GiB image's historical key (and so its digest)
+  const key = seed === '' ? Buffer.alloc(16, 1) : createHash('sha256').update(seed).digest().subarray(0, 16);
+  const keystream = createCipheriv('aes-128-ctr', key, Buffer.alloc(16, 0));
   const zeros = Buffer.alloc(CHUNK);
   for (let left = payloadBytes; left > 0; left -= CHUNK) {
     yield keystream.update(left >= CHUNK ? zeros : zeros.subarray(0, left));
@@ -75,7 +105,7 @@ async function uploadStreamed(registryUrl: string, repository: string, source: A
 }
 
 async function uploadMonolithic(registryUrl: string, repository: string, bytes: Buffer): Promise<string> {
-  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const digest = sha256Digest(bytes);
   await commitUpload(registryUrl, await openUpload(registryUrl, repository), digest, bytes);
   return digest;
 }
@@ -114,6 +144,10 @@ async function commitUpload(registryUrl: string, uploadUrl: URL, digest: string,
 function locationOf(location: string | null, base: string, what: string): URL {
   if (!location) throw new Error(`${what}: answer without a Location header`);
   return new URL(location, base);
+}
+
+function sha256Digest(bytes: Buffer): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 function jsonBytes(doc: object): Buffer {

@@ -6,7 +6,8 @@
  */
 import { MANIFEST_ACCEPT, type Descriptor } from '../../src/core/oci/media-types.js';
 import { parseReference } from '../../src/core/oci/reference.js';
-import { registryEndpoint, type Mirrors } from '../../src/core/mirror.js';
+import type { Mirrors } from '../../src/core/mirror.js';
+import { defaultEndpoint } from '../../src/core/oci/registry.js';
 
 export interface LockedImage {
   reference: string;
@@ -31,7 +32,7 @@ export async function listImageContent(images: LockedImage[], mirrors: Mirrors, 
   const byRegistry = groupBy(images, (i) => parseReference(i.reference).registry);
   const result: RegistryContent[] = [];
   for (const [registry, group] of byRegistry) {
-    const endpoint = registryEndpoint(mirrors, registry);
+    const endpoint = mirrors.registries.get(registry) ?? defaultEndpoint(registry);
     const repositories = [...new Set(group.map((i) => parseReference(i.reference).repository))];
     const headers: Record<string, string> = { accept: MANIFEST_ACCEPT, ...(await anonymousAuth(endpoint, repositories)) };
     const items: RegistryContent['items'] = [];

@@ -65,10 +65,3 @@ export function resolveUrl(mirrors: Mirrors, upstream: string): string {
   }
   return upstream;
 }
-
-/** The endpoint for a registry host: its mirror, else https://<host> (docker.io's API lives at registry-1.docker.io). */
-export function registryEndpoint(mirrors: Mirrors, host: string): string {
-  const mirrored = mirrors.registries.get(host);
-  if (mirrored) return mirrored;
-  return host === 'docker.io' ? 'https://registry-1.docker.io' : `https://${host}`;
-}

@@ -25,9 +25,9 @@ import { formatStanza, renderFlatRepo, type RepoPackage } from '../apt/flatrepo.
 import { compareVersions } from '../apt/version.js';
 import { BlobCache } from '../cache.js';
 import { Fetcher, type FetchResult, type FetchStats } from '../fetch.js';
-import { ARCHES, loadComponents, loadTarget, parseArch, parseRuntimes, type Arch, type Runtime, type TargetDef } from '../definitions.js';
+import { ARCHES, controlPlaneImagesFromTable, loadComponents, loadTarget, parseArch, parseRuntimes, type Arch, type Runtime, type TargetDef } from '../definitions.js';
 import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
-import { parseMirrors, registryEndpoint, resolveUrl, type Mirrors } from '../mirror.js';
+import { parseMirrors, resolveUrl, type Mirrors } from '../mirror.js';
 import { parsePlatform } from '../oci/media-types.js';
 import { buildLayout } from '../oci/layout.js';
 import { RegistryClient, type PulledImage } from '../oci/registry.js';
@@ -164,11 +164,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   }
 
   progress.step(`Downloading ${plan.debs.length} packages and ${plan.images.length} images`);
-  await Promise.all(plan.debs.map((d) => fetcher.fetchToCache({ url: resolveUrl(mirrors, d.upstreamUrl), expected: { sha256: d.record.sha256, size: d.record.size }, label: `${d.record.name} ${d.record.version} (${d.upstreamUrl})` })));
   const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
-  const client = new RegistryClient({ fetcher, endpoints: registryEndpoints(mirrors, plan.images) });
-  // Pinned to the digests resolved (and locked) above: a tag moving meanwhile cannot mix versions.
-  const pulled = await Promise.all(plan.images.map(async (i) => ({ ...(await client.pull(`${i.reference}@${i.descriptor.digest}`, platforms)), reference: i.reference })));
+  const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
+  const [, pulled] = await Promise.all([
+    Promise.all(plan.debs.map((d) => fetcher.fetchToCache({ url: resolveUrl(mirrors, d.upstreamUrl), expected: { sha256: d.record.sha256, size: d.record.size }, label: `${d.record.name} ${d.record.version} (${d.upstreamUrl})` }))),
+    // Pinned to the digests resolved (and locked) above: a tag moving meanwhile cannot mix versions.
+    Promise.all(plan.images.map(async (i) => ({ ...(await client.pull(`${i.reference}@${i.descriptor.digest}`, platforms)), reference: i.reference }))),
+  ]);
   progress.succeed();
 
   progress.step(`Packing ${basename(output)}`);
@@ -221,6 +223,15 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   }
   progress.succeed();
 
+  // Images do not wait for the package closure: those the image table names (with flannel's and the extras) are
+  // resolved, and outside a dry run downloaded, while the Debian indexes are parsed; kubeadm's own list is checked
+  // against them below and anything it adds is fetched then.
+  const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
+  const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
+  const pullImages = (refs: string[]) => Promise.all(refs.map((ref) => client.pull(ref, platforms, { layers: !ctx.dryRun })));
+  const early = uniqueRefs([...(controlPlaneImagesFromTable(version) ?? []), ...components.flannel.images, ...ctx.extraImages]);
+  const earlyImages = settled(pullImages(early));
+
   progress.step('Resolving packages');
   const criDockerd = runtimes.includes('docker') ? await criDockerdSources(ctx, components, arches) : new Map<Arch, MemorySource>();
   const debs = new Map<string, Deb>();
@@ -239,9 +250,9 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   const controlPlane = await controlPlaneImages(version, kubeadmDeb);
   progress.info(`control-plane images from ${controlPlane.source}`);
   const refs = uniqueRefs([...controlPlane.images, ...components.flannel.images, ...ctx.extraImages]);
-  const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
-  const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(refs.map((r) => { const host = parseReference(r).registry; return [host, registryEndpoint(mirrors, host)]; })) });
-  const images = await Promise.all(refs.map((ref) => client.pull(ref, platforms, { layers: false })));
+  const pulled = new Map((await earlyImages.value()).map((image) => [image.reference, image]));
+  for (const image of await pullImages(refs.filter((ref) => !pulled.has(ref)))) pulled.set(image.reference, image);
+  const images = refs.map((ref) => pulled.get(ref) as PulledImage);
   progress.succeed(`Resolved ${images.length} images`);
 
   progress.step('Fetching release files');
@@ -468,6 +479,21 @@ function readImagesFile(file: string): string[] {
   });
 }
 
+/**
+ * Start a promise now and take its result later without an unhandled rejection in between: the failure is
+ * kept and thrown where the value is asked for.
+ */
+function settled<T>(promise: Promise<T>): { value(): Promise<T> } {
+  const outcome = promise.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+  return {
+    async value() {
+      const o = await outcome;
+      if (!o.ok) throw o.error;
+      return o.value;
+    },
+  };
+}
+
 function uniqueArches(list: string[]): Arch[] {
   const arches = (list.length ? list : ['amd64']).map(parseArch);
   return ARCHES.filter((a) => arches.includes(a));
@@ -480,13 +506,6 @@ function uniqueRefs(refs: string[]): string[] {
     if (!seen.has(normal)) seen.set(normal, normal);
   }
   return [...seen.keys()];
-}
-
-function registryEndpoints(mirrors: Mirrors, images: PulledImage[]): Record<string, string> {
-  return Object.fromEntries(images.map((i) => {
-    const host = parseReference(i.reference).registry;
-    return [host, registryEndpoint(mirrors, host)];
-  }));
 }
 
 function tagOf(reference: string): string {
