@@ -50,6 +50,7 @@ describe('bundle build v1.32.3 for debian-12', () => {
     assert.equal(r.code, 0, r.stderr);
     first = JSON.parse(r.stdout);
     assert.ok(first.fetch.bytesFetched > 1_000_000, 'content came over the network');
+    assert.equal((first as unknown as { reusedBundle: boolean }).reusedBundle, false);
     assert.ok(existsSync(bundle) && existsSync(first.lockFile));
     assert.ok(!existsSync(`${bundle}.partial`));
     const names = new Map(first.packages.map((p) => [p.name, p.version]));
@@ -104,6 +105,7 @@ describe('bundle build v1.32.3 for debian-12', () => {
     assert.equal(r.code, 0, r.stderr);
     const second = JSON.parse(r.stdout);
     assert.equal(second.fetch.bytesFetched, 0);
+    assert.equal(second.reusedBundle, true, 'the packed bundle is reused from the cache, not written again');
     assert.equal(second.sha256, first.sha256);
     assert.ok(readFileSync(again).equals(readFileSync(bundle)));
   });

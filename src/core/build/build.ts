@@ -11,8 +11,8 @@
  *   5. lock: what was resolved, checked against --lock when given
  *   6. download (or, with --dry-run, print the list and stop), then pack and sign
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { copyFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type * as openpgp from 'openpgp';
@@ -97,6 +97,8 @@ export interface BuildResult {
   files: { path: string; url: string; size: number }[];
   /** what the content-addressed cache served vs what came over the network */
   fetch: FetchStats;
+  /** the same bundle was packed before: linked from the cache instead of written again */
+  reusedBundle: boolean;
   seconds: number;
 }
 
@@ -156,6 +158,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     images: plan.images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, platforms: i.manifests.map(platformText), size: imageSize(i) })),
     files: plan.files.map((f) => ({ path: f.path, url: f.url, size: f.size })),
     fetch: fetcher.stats,
+    reusedBundle: false,
     seconds: 0,
   };
   if (options.dryRun) {
@@ -177,11 +180,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const sourceDate = sourceDateOf(options.sourceDateEpoch, plan.releaseDate);
   const { entries, manifest } = await assemble(plan, pulled, cache, signingKey, sourceDate);
   await mkdir(dirname(output), { recursive: true });
-  const packed = await packBundle({ output, manifest, entries, mtime: sourceDate, ...(signingKey ? { signingKey } : {}) });
+  const key = bundleKey(entries, manifest, sourceDate, signingKey);
+  const reused = await reuseBundle(cache, key, output);
+  const packed = reused ?? (await packAndKeep(cache, key, { output, manifest, entries, mtime: sourceDate, ...(signingKey ? { signingKey } : {}) }));
   await writeAtomically(lockPath, renderLock(resolvedLock));
   progress.succeed(`Wrote ${output}`);
 
-  return { ...result, output, lockFile: lockPath, sha256: packed.sha256, size: packed.size, fetch: fetcher.stats, seconds: (Date.now() - started) / 1000 };
+  return { ...result, output, lockFile: lockPath, sha256: packed.sha256, size: packed.size, fetch: fetcher.stats, reusedBundle: reused !== undefined, seconds: (Date.now() - started) / 1000 };
 }
 
 interface ResolveContext {
@@ -431,6 +436,51 @@ async function assemble(plan: Plan, images: PulledImage[], cache: BlobCache, sig
     entries,
     manifest: { kubernetesVersion: plan.version.tag, target: plan.target.name, arches: plan.arches, runtimes: plan.runtimes, components: { packages, images: imageComponents, files } },
   };
+}
+
+/**
+ * A bundle is a function of its entries, bundle.yaml, its date and its signer: the cache remembers, under a key
+ * over exactly those, the bundle it packed (the file itself, hard-linked into the cache, so no second copy on
+ * disk). A warm rebuild of the same thing then links it instead of writing and hashing it all again.
+ */
+function bundleKey(entries: PackEntry[], manifest: ManifestContent, date: Date, signingKey: openpgp.PrivateKey | undefined): string {
+  const hash = createHash('sha256').update(`kube-bundle pack v1\n${date.toISOString()}\n${signingKey ? fingerprintOf(signingKey) : 'unsigned'}\n`);
+  hash.update(JSON.stringify(manifest));
+  for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    const digest = 'bytes' in e.source ? createHash('sha256').update(e.source.bytes).digest('hex') : e.sha256;
+    if (!digest) return randomUUID(); // a file whose digest is not known: never reuse
+    hash.update(`${e.path} ${e.mode ?? 0o644} ${digest}\n`);
+  }
+  return hash.digest('hex');
+}
+
+async function reuseBundle(cache: BlobCache, key: string, output: string): Promise<{ sha256: string; size: number } | undefined> {
+  const sha256 = (await cache.readDerived('bundle', key))?.toString('utf8').trim();
+  if (!sha256 || !/^[0-9a-f]{64}$/.test(sha256)) return undefined;
+  const size = await cache.sizeOf(sha256);
+  if (size === undefined) return undefined;
+  const partial = `${output}.partial`;
+  await rm(partial, { force: true });
+  try {
+    await link(cache.blobPath(sha256), partial);
+  } catch {
+    await copyFile(cache.blobPath(sha256), partial);
+  }
+  await rename(partial, output);
+  await rm(partial, { force: true }); // rename does nothing when both names are links to one file already
+  return { sha256, size };
+}
+
+async function packAndKeep(cache: BlobCache, key: string, options: Parameters<typeof packBundle>[0]): Promise<{ sha256: string; size: number }> {
+  const packed = await packBundle(options);
+  try {
+    await mkdir(dirname(cache.blobPath(packed.sha256)), { recursive: true });
+    if ((await cache.sizeOf(packed.sha256)) === undefined) await link(options.output, cache.blobPath(packed.sha256));
+    await cache.writeDerived('bundle', key, Buffer.from(packed.sha256 + '\n'));
+  } catch {
+    // another file system than the cache (a link is impossible): not worth a second copy of the bundle
+  }
+  return packed;
 }
 
 /** What the installer runs on the hosts: the host-side scripts of this release and the registry seed plan. */
