@@ -13,6 +13,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { diskFullError } from '../util/errors.js';
 
 const SHA256_HEX = /^[a-f0-9]{64}$/;
 
@@ -75,7 +76,7 @@ export class BlobCache {
       await this.commit(tmp, hex);
     } catch (err) {
       await rm(tmp, { force: true });
-      throw err;
+      throw diskFullError(err, tmp, 'the download cache');
     }
     return hex;
   }
@@ -130,7 +131,7 @@ export class BlobCache {
       await rename(tmp, entry);
     } catch (err) {
       await rm(tmp, { force: true });
-      throw err;
+      throw diskFullError(err, tmp, 'the download cache');
     }
   }
 

@@ -11,8 +11,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI_MAIN } from '../helpers/cli.js';
 import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
+import { labCli } from '../helpers/lab-cli.js';
 import { useLab } from '../lab/lab.js';
 
 const LOG = '/var/log/kube-stub.log';
@@ -38,14 +38,7 @@ describe('bundle install --runtime docker in the lab', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The CLI inside the lab's network namespace, as an operator on the site's admin host would run it. */
-  async function bundleCli(args: string[]) {
-    const l = lab();
-    return l.inNetns(
-      [process.execPath, '--import', 'tsx', CLI_MAIN, ...args, '-i', l.keyFile, '--known-hosts', l.knownHostsFile],
-      { check: false, timeoutMs: 15 * 60_000 },
-    );
-  }
+  const bundleCli = (args: string[]) => labCli(lab(), args);
   const install = () => bundleCli(['install', '--hosts', hosts, '--runtime', 'docker', '--bundle', bundle.file, '--pubkey', bundle.pubkey]);
 
   /** The config kubeadm (the stub) was given, as it saved it: `... # config F saved as <copy>` in its log. */

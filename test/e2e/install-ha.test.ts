@@ -4,14 +4,14 @@
  * haproxy. The failover times measured are printed as test diagnostics.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { readMembers } from '../../src/core/bundle/members.js';
 import { MANIFEST_FILE } from '../../src/core/bundle/paths.js';
-import { CLI_MAIN } from '../helpers/cli.js';
 import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
+import { labCli, writeLabHostsFile } from '../helpers/lab-cli.js';
 import { useLab, type Lab } from '../lab/lab.js';
 
 const VIP = '10.77.0.100';
@@ -34,19 +34,8 @@ describe('bundle install --vip in the lab', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  function hostsFile(name: string, roles: string[]): string {
-    const file = join(dir, name);
-    writeFileSync(file, roles.map((role, i) => `${lab().hosts[i]!.ip} ${role}`).join('\n') + '\n');
-    return file;
-  }
-
-  async function bundleCli(args: string[]) {
-    const l = lab();
-    return l.inNetns(
-      [process.execPath, '--import', 'tsx', CLI_MAIN, ...args, '--bundle', bundle.file, '--pubkey', bundle.pubkey, '-i', l.keyFile, '--known-hosts', l.knownHostsFile],
-      { check: false, timeoutMs: 15 * 60_000 },
-    );
-  }
+  const hostsFile = (name: string, roles: string[]) => writeLabHostsFile(lab(), join(dir, name), roles);
+  const bundleCli = (args: string[]) => labCli(lab(), [...args, '--bundle', bundle.file, '--pubkey', bundle.pubkey]);
 
   /** The hosts (1-based) that have the virtual address on an interface. */
   async function holders(): Promise<number[]> {
@@ -195,8 +184,7 @@ describe('bundle install --vip in the lab', () => {
 
   test('bundle reset stops haproxy and keepalived, removes their configs and puts the distribution\'s haproxy.cfg back', async () => {
     const l = lab();
-    const resetCli = (extra: string[]) =>
-      l.inNetns([process.execPath, '--import', 'tsx', CLI_MAIN, 'reset', '--hosts', join(dir, 'h-ha.txt'), '--yes', ...extra, '-i', l.keyFile, '--known-hosts', l.knownHostsFile], { check: false });
+    const resetCli = (extra: string[]) => labCli(l, ['reset', '--hosts', join(dir, 'h-ha.txt'), '--yes', ...extra]);
     const reset = await resetCli([]);
     assert.equal(reset.code, 0, reset.stderr);
     assert.deepEqual(await holders(), [], 'reset gave the address up');

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CLI_MAIN } from '../helpers/cli.js';
 import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
+import { labCli, writeLabHostsFile } from '../helpers/lab-cli.js';
 import { useLab, type Lab } from '../lab/lab.js';
 
 const LOG = '/var/log/kube-stub.log';
@@ -28,23 +29,9 @@ describe('bundle install in the lab', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /** hosts.txt from "role[:name]" per lab host, in order */
-  function hostsFile(name: string, roles: string[]): string {
-    const file = join(dir, name);
-    writeFileSync(file, roles.map((role, i) => `${lab().hosts[i]!.ip} ${role}`).join('\n') + '\n');
-    return file;
-  }
-
-  /** The CLI inside the lab's network namespace, as an operator on the site's admin host would run it. */
-  async function bundleCli(args: string[], opts: { knownHosts?: string; bundleFile?: string; pubkey?: string } = {}) {
-    const l = lab();
-    return l.inNetns(
-      [process.execPath, '--import', 'tsx', CLI_MAIN, ...args,
-        '--bundle', opts.bundleFile ?? bundle.file, '--pubkey', opts.pubkey ?? bundle.pubkey,
-        '-i', l.keyFile, '--known-hosts', opts.knownHosts ?? l.knownHostsFile],
-      { check: false, timeoutMs: 15 * 60_000 },
-    );
-  }
+  const hostsFile = (name: string, roles: string[]) => writeLabHostsFile(lab(), join(dir, name), roles);
+  const bundleCli = (args: string[], opts: { knownHosts?: string; bundleFile?: string; pubkey?: string } = {}) =>
+    labCli(lab(), [...args, '--bundle', opts.bundleFile ?? bundle.file, '--pubkey', opts.pubkey ?? bundle.pubkey], opts);
 
   async function nothingInstalled(l: Lab, hosts: number[]): Promise<void> {
     for (const i of hosts) {
@@ -179,7 +166,7 @@ describe('bundle install in the lab', () => {
   test('bundle reset leaves the hosts able to install again: 3 control planes + 1 worker with an endpoint', async () => {
     const l = lab();
     const all = hostsFile('h-reset.txt', ['control-plane', 'worker', 'worker', 'worker']);
-    const reset = await l.inNetns([process.execPath, '--import', 'tsx', CLI_MAIN, 'reset', '--hosts', all, '--yes', '-i', l.keyFile, '--known-hosts', l.knownHostsFile], { check: false });
+    const reset = await labCli(l, ['reset', '--hosts', all, '--yes']);
     assert.equal(reset.code, 0, reset.stderr);
     await nothingInstalled(l, [1, 2, 3, 4]);
 

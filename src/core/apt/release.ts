@@ -13,7 +13,7 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { UserError } from '../../util/errors.js';
+import { diskFullError, UserError } from '../../util/errors.js';
 import { parseSingleParagraph } from './deb822.js';
 
 export interface ReleaseFileEntry {
@@ -133,6 +133,8 @@ export async function decompressIndexFile(choice: IndexFileChoice, input: string
     else if (choice.compression === 'gzip') await gunzipFile(input, output);
     else throw new Error(`${choice.compression} is not a compression`);
   } catch (err) {
+    const full = diskFullError(err, output, `the unpacked index of ${choice.url}`);
+    if (full !== err) throw full;
     throw new UserError(`${choice.url}: cannot decompress (${(err as Error).message})`);
   }
 }
