@@ -20,4 +20,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `bundle --help | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 process.exitCode = await main(process.argv);
