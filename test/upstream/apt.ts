@@ -14,7 +14,7 @@ import type { PrivateKey } from 'openpgp';
 import { writeFlatRepoFromDebs } from '../../src/core/apt/flatrepo.js';
 import { generateKeyPair, readSecretKey } from '../../src/core/pgp.js';
 import { buildStubDebs, k8sRepoDir, type K8sMinor } from './debs.js';
-import { type RequestRecord, type StaticServer, startStaticServer } from './http.js';
+import { type RequestRecord, type StaticServer, startStaticServer, stopServing } from './http.js';
 
 export interface K8sApt {
   /** base URL, e.g. `http://127.0.0.1:41234`; a repo is at `${url}/core:/stable:/v1.32/deb/` */
@@ -65,14 +65,10 @@ export async function startK8sApt({ host, workDir }: { host: string; workDir: st
       publicKey: key.publicKey,
       requests: pkgs.requests,
       cdnRequests: cdn.requests,
-      stop: async () => {
-        await Promise.all(servers.map((server) => server.stop()));
-        await rm(root, { recursive: true, force: true });
-      },
+      stop: () => stopServing(servers, root),
     };
   } catch (err) {
-    await Promise.allSettled(servers.map((server) => server.stop()));
-    await rm(root, { recursive: true, force: true });
+    await stopServing(servers, root);
     throw err;
   }
 }

@@ -5,11 +5,11 @@
  * `response-content-disposition` parameter, as the real one does. Anything else is 404.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildStubDebs, CRI_DOCKERD_DIR } from './debs.js';
-import { type RequestRecord, type StaticServer, startStaticServer } from './http.js';
+import { type RequestRecord, type StaticServer, startStaticServer, stopServing } from './http.js';
 
 export const FLANNEL_VERSION = 'v0.26.5';
 export const FLANNEL_CNI_PLUGIN_VERSION = 'v1.6.2-flannel1';
@@ -54,14 +54,10 @@ export async function startGithub({ host, workDir }: { host: string; workDir: st
       cdnUrl: cdn.url,
       requests: github.requests,
       cdnRequests: cdn.requests,
-      stop: async () => {
-        await Promise.all(servers.map((server) => server.stop()));
-        await rm(root, { recursive: true, force: true });
-      },
+      stop: () => stopServing(servers, root),
     };
   } catch (err) {
-    await Promise.allSettled(servers.map((server) => server.stop()));
-    await rm(root, { recursive: true, force: true });
+    await stopServing(servers, root);
     throw err;
   }
 }

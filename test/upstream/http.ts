@@ -5,7 +5,7 @@
  * optionally a 302 to another server instead of the bytes. Every request is logged so tests can show which server answered what.
  */
 import { createReadStream, type Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -50,6 +50,12 @@ const TYPES: Record<string, string> = {
   '.yml': 'text/plain; charset=utf-8',
   '.yaml': 'text/plain; charset=utf-8',
 };
+
+/** Stop the servers of one simulated service and remove the directory it served from. */
+export async function stopServing(servers: readonly StaticServer[], root: string): Promise<void> {
+  await Promise.allSettled(servers.map((server) => server.stop()));
+  await rm(root, { recursive: true, force: true });
+}
 
 export async function startStaticServer(options: StaticServerOptions): Promise<StaticServer> {
   const requests: RequestRecord[] = [];
