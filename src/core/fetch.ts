@@ -64,6 +64,13 @@ export interface FetchRequest {
   label?: string;
   /** Answers a 401 (given its WWW-Authenticate) with headers to retry once with, e.g. a registry token. */
   authorize?: (wwwAuthenticate: string | undefined) => Promise<HeaderMap>;
+  /**
+   * Sees each piece of the body as it goes to the partial file, with its offset there: to read a download before
+   * it is complete (and verified). A resumed download starts past 0, a restarted one at 0 again; a cache hit, or a
+   * request that joins a download already under way, sees nothing. Whoever needs every byte must check that it saw
+   * them all, and read the cache file otherwise. Must not throw.
+   */
+  onData?: (chunk: Buffer, offset: number) => void;
 }
 
 export interface FetchResult {
@@ -370,6 +377,7 @@ export class Fetcher {
           throw new UserError(`${labelOf(request)}: ${redact(res.url)} sent more than the expected ${size} bytes`);
         }
         hash.update(chunk);
+        request.onData?.(chunk, offset + received);
         await file.write(chunk);
         received += chunk.length;
         this.counters.bytesFetched += chunk.length;

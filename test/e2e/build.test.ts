@@ -62,6 +62,20 @@ describe('bundle build v1.32.3 for debian-12', () => {
       assert.ok(names.has(dep), `${dep} is in the closure`);
     }
     assert.ok(!names.has('libc6'), 'what every minimal host has is left out');
+
+    // packages start downloading while Debian's index is still being read: none but those the bundle carries
+    const lock = parse(readFileSync(first.lockFile, 'utf8')) as { artifacts: { kind: string; digest: string }[] };
+    const locked = new Set(lock.artifacts.filter((a) => a.kind === 'deb').map((a) => a.digest.replace('sha256:', '')));
+    const blobs = join(dir, 'cache', 'blobs', 'sha256');
+    const debsInCache = readdirSync(blobs).filter((hex) => {
+      const head = Buffer.alloc(8);
+      const fd = openSync(join(blobs, hex), 'r');
+      readSync(fd, head, 0, 8, 0);
+      closeSync(fd);
+      return head.toString('latin1') === '!<arch>\n';
+    });
+    assert.ok(debsInCache.length >= locked.size - 1, 'the cache holds the debs (cri-dockerd may come from elsewhere)');
+    assert.deepEqual(debsInCache.filter((hex) => !locked.has(hex)), [], 'every deb fetched is in the bundle');
   });
 
   test('bundle verify passes with the signer\'s key and fails with another', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDeb822, parseSingleParagraph, requireField, scanDeb822, scanDeb822Pieces, type ByteSource, type Deb822Span } from '../../src/core/apt/deb822.js';
+import { Deb822Feed, parseDeb822, parseSingleParagraph, requireField, scanDeb822, scanDeb822Pieces, type ByteSource, type Deb822Span } from '../../src/core/apt/deb822.js';
 import { UserError } from '../../src/util/errors.js';
 
 const PACKAGES = `Package: conntrack
@@ -108,17 +108,18 @@ describe('parseDeb822 and scanDeb822 on bytes', () => {
   });
 });
 
+/** For the scans in pieces: paragraphs of different lengths, CRLF, whitespace-only separators, comments, a paragraph longer than a piece. */
+const PIECES_TEXT = [
+  'Package: a\nVersion: 1\nDescription: short\n',
+  'Package: b\r\nVersion: 2\r\n  \t\r\n',
+  '# a comment\n\n\nPackage: c\nDescription: long\n' + ' line of text\n'.repeat(40) + '\n',
+  'Package: d\n# inside\nVersion: 4',
+].join('\n');
+const plain = (spans: Iterable<Deb822Span>) => [...spans].map((s) => ({ ...s, fields: [...s.fields] }));
+
 describe('scanDeb822Pieces', () => {
-  // paragraphs of different lengths, CRLF, whitespace-only separators, comments, a paragraph longer than a piece
-  const TEXT = [
-    'Package: a\nVersion: 1\nDescription: short\n',
-    'Package: b\r\nVersion: 2\r\n  \t\r\n',
-    '# a comment\n\n\nPackage: c\nDescription: long\n' + ' line of text\n'.repeat(40) + '\n',
-    'Package: d\n# inside\nVersion: 4',
-  ].join('\n');
-  const bytes = Buffer.from(TEXT);
+  const bytes = Buffer.from(PIECES_TEXT);
   const inMemory: ByteSource = { read: (position, length) => bytes.subarray(position, position + length) };
-  const plain = (spans: Iterable<Deb822Span>) => [...spans].map((s) => ({ ...s, fields: [...s.fields] }));
 
   it('finds the same paragraphs, lines and offsets as one scan of the whole, whatever the piece size', () => {
     const whole = plain(scanDeb822(bytes, { source: 'P' }));
@@ -132,6 +133,41 @@ describe('scanDeb822Pieces', () => {
     const bad = Buffer.from('A: 1\n\n'.repeat(30) + 'B: 2\nno colon\n');
     const source: ByteSource = { read: (position, length) => bad.subarray(position, position + length) };
     assert.throws(() => [...scanDeb822Pieces(source, { source: 'Packages' }, 16)], /Packages:62: expected 'Field: value', got 'no colon'/);
+  });
+});
+
+describe('Deb822Feed', () => {
+  const bytes = Buffer.from(PIECES_TEXT);
+  /** Push `bytes` cut at the given sizes (cycled), collecting what each push and end() give. */
+  function feedInChunks(sizes: number[], minPiece: number): Deb822Span[] {
+    const feed = new Deb822Feed({ source: 'P' }, minPiece);
+    const spans: Deb822Span[] = [];
+    for (let at = 0, i = 0; at < bytes.length; i++) {
+      const size = sizes[i % sizes.length] as number;
+      spans.push(...feed.push(bytes.subarray(at, at + size)));
+      at += size;
+    }
+    return [...spans, ...feed.end()];
+  }
+
+  it('gives the paragraphs, lines and offsets of one scan of the whole, however the bytes arrive', () => {
+    const whole = plain(scanDeb822(bytes, { source: 'P' }));
+    for (const [sizes, minPiece] of [[[1], 1], [[3, 50, 7], 16], [[bytes.length], 1 << 20], [[100, 1], 64]] as const) {
+      assert.deepEqual(plain(feedInChunks([...sizes], minPiece)), whole, `chunks of ${sizes.join(',')}, pieces of ${minPiece}`);
+    }
+  });
+
+  it('hands out a paragraph as soon as the blank line after it has arrived and a piece is full', () => {
+    const feed = new Deb822Feed({ source: 'P' }, 1);
+    assert.deepEqual(feed.push(Buffer.from('Package: a\nVersion: 1\n')), []);
+    assert.deepEqual(feed.push(Buffer.from('\nPackage: b\n')).map((s) => s.fields.get('package')), ['a']);
+    assert.deepEqual(feed.end().map((s) => [s.fields.get('package'), s.line]), [['b', 4]]);
+  });
+
+  it('names the line of the whole input in errors', () => {
+    const feed = new Deb822Feed({ source: 'Packages' }, 8);
+    for (let i = 0; i < 30; i++) feed.push(Buffer.from('A: 1\n\n'));
+    assert.throws(() => [...feed.push(Buffer.from('B: 2\nno colon\n\n')), ...feed.end()], /Packages:62: expected 'Field: value', got 'no colon'/);
   });
 });
 

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { PackageIndex } from '../../src/core/apt/index.js';
 import { parseRelease, pickIndexFile } from '../../src/core/apt/release.js';
 import { resolveClosure } from '../../src/core/apt/solver.js';
-import { cachedResolution, resolutionKey, resolvedPackage, sourceIdentity, withPackagesFiles, type ResolutionInputs, type ResolvedPackage, type VerifiedRepo } from '../../src/core/build/apt-sources.js';
+import { cachedResolution, resolutionKey, resolvedPackage, sourceIdentity, withPackageIndex, type ResolutionInputs, type ResolvedPackage, type VerifiedRepo } from '../../src/core/build/apt-sources.js';
 import { BlobCache } from '../../src/core/cache.js';
 import { Fetcher } from '../../src/core/fetch.js';
 import { parseMirrors } from '../../src/core/mirror.js';
@@ -118,7 +118,7 @@ describe('cachedResolution', () => {
   });
 });
 
-describe('withPackagesFiles', () => {
+describe('withPackageIndex', () => {
   const compressed = { gzip: gzipSync(Buffer.from(PACKAGES)), xz: execFileSync('xz', ['-c'], { input: PACKAGES }) };
   const sha = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 
@@ -137,8 +137,7 @@ describe('withPackagesFiles', () => {
   for (const compression of ['gzip', 'xz'] as const) {
     it(`reads a ${compression} index from a scratch file that is gone afterwards`, async () => {
       const { repo, fetcher } = await repository(compression);
-      const stanzas = await withPackagesFiles(fetcher, parseMirrors([]), [repo], (sources) => {
-        const index = PackageIndex.build(sources, 'amd64');
+      const stanzas = await withPackageIndex(fetcher, parseMirrors([]), [repo], [], 'amd64', (index) => {
         return ['containerd', 'runc'].map((name) => index.candidate(name)?.stanza);
       });
       assert.deepEqual(stanzas, PACKAGES.split('\n\n'));
@@ -146,10 +145,65 @@ describe('withPackagesFiles', () => {
     });
   }
 
+  it('reads a big index while it downloads, and again from the cache: the same records and hooks both times', async () => {
+    // ~3 MB of stanzas, so that records come out (a MiB at a time) long before the end
+    const big = Array.from({ length: 3000 }, (_, i) => `Package: p${i}\nVersion: 1.${i}\nArchitecture: amd64\nFilename: pool/p${i}.deb\nSize: ${i + 1}\nSHA256: ${SHA('c')}\nDescription: x\n${' text of a description\n'.repeat(40)}`).join('\n');
+    const data = gzipSync(big);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+      setTimeout(resolve, 5000).unref(); // so that a scan that does not stream fails the test rather than hangs
+    });
+    let bodyComplete = false;
+    // the server stops a third of the way in until the test has seen a record: only a streaming scan sees one
+    const server = await startHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-length': String(data.length) });
+      res.write(data.subarray(0, Math.floor(data.length / 3)));
+      void released.then(() => {
+        bodyComplete = true;
+        res.end(data.subarray(Math.floor(data.length / 3)));
+      });
+    });
+    servers.push(server);
+    const releaseDir = `${server.base}/dists/bookworm/`;
+    const release_ = parseRelease(`SHA256:\n ${sha(data)} ${data.length} main/binary-amd64/Packages.gz\n`, `${releaseDir}InRelease`);
+    const repo: VerifiedRepo = { label: 'bookworm', baseUrl: server.base, release: release_, signer: 'test', index: pickIndexFile(release_, 'main/binary-amd64/Packages', releaseDir) };
+    const fetcher = new Fetcher({ cache: newCache() });
+
+    const run = async (): Promise<{ names: string[]; beforeEnd: boolean; done: number[]; size: number | undefined }> => {
+      let seen = 0;
+      let beforeEnd = false;
+      const done: number[] = [];
+      const hooks = {
+        onRecord: (repoIndex: number, scanned: { size: number }) => {
+          assert.equal(repoIndex, 0);
+          assert.ok(scanned.size > 0);
+          seen++;
+          if (seen === 1) {
+            beforeEnd = !bodyComplete;
+            release();
+          }
+        },
+        onRepoDone: (repoIndex: number) => done.push(repoIndex),
+      };
+      return withPackageIndex(fetcher, parseMirrors([]), [repo], [], 'amd64', (index) => ({ names: [...index.packageNames()], beforeEnd, done, size: index.candidate('p2999')?.size }), hooks);
+    };
+    const streamed = await run();
+    assert.equal(streamed.beforeEnd, true, 'the first record came before the rest of the body');
+    assert.equal(streamed.names.length, 3000);
+    assert.equal(streamed.size, 3000, 'stanzas are read back from the unpacked file');
+    assert.deepEqual(streamed.done, [0]);
+    assert.equal(server.requests.length, 1);
+    const cached = await run();
+    assert.equal(server.requests.length, 1, 'the second time the index comes from the cache');
+    assert.deepEqual({ ...cached, beforeEnd: true }, streamed);
+    assert.deepEqual(await readdir(fetcher.cache.tmpDir), []);
+  });
+
   it('removes the scratch files when `use` fails too', async () => {
     const { repo, fetcher } = await repository('gzip');
     await assert.rejects(
-      withPackagesFiles(fetcher, parseMirrors([]), [repo], () => {
+      withPackageIndex(fetcher, parseMirrors([]), [repo], [], 'amd64', () => {
         throw new Error('resolution failed');
       }),
       /resolution failed/,

@@ -73,21 +73,64 @@ export interface ByteSource {
  * and the rest carried into the next, so only a piece is held at a time. Spans give offsets in the whole input.
  */
 export function* scanDeb822Pieces(input: ByteSource, options: Deb822Options = {}, pieceBytes = 4 << 20): Generator<Deb822Span> {
-  let carry = Buffer.alloc(0);
-  let offset = 0; // of carry[0] in the input
-  let line = options.firstLine ?? 1;
-  for (;;) {
-    const fresh = input.read(offset + carry.length, pieceBytes);
-    const atEnd = fresh.length === 0;
-    const piece = carry.length === 0 ? fresh : Buffer.concat([carry, fresh]);
+  const feed = new Deb822Feed(options, pieceBytes);
+  for (let position = 0; ; ) {
+    const fresh = input.read(position, pieceBytes);
+    if (fresh.length === 0) break;
+    position += fresh.length;
+    yield* feed.push(fresh);
+  }
+  yield* feed.end();
+}
+
+/**
+ * The same scan for bytes that arrive over time (a download being decompressed): push each chunk as it comes and
+ * take the paragraphs it completes; `end()` gives the last one. Chunks are gathered until `minPiece` bytes are
+ * waiting, so that small network chunks are not scanned (and carried) one at a time.
+ */
+export class Deb822Feed {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** offset in the whole input of the first pending byte */
+  private offset = 0;
+  private line: number;
+
+  constructor(
+    private readonly options: Deb822Options = {},
+    private readonly minPiece = 1 << 20,
+  ) {
+    this.line = options.firstLine ?? 1;
+  }
+
+  /** Paragraphs completed by `chunk` (whose bytes must not change afterwards). */
+  push(chunk: Uint8Array): Deb822Span[] {
+    if (chunk.length === 0) return [];
+    this.pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.pendingBytes += chunk.length;
+    return this.pendingBytes >= this.minPiece ? this.scan(false) : [];
+  }
+
+  /** The paragraphs still waiting: the input has ended. */
+  end(): Deb822Span[] {
+    return this.scan(true);
+  }
+
+  private scan(atEnd: boolean): Deb822Span[] {
+    const piece = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending, this.pendingBytes);
     const cut = atEnd ? piece.length : endOfLastBlankLine(piece);
-    for (const span of scanDeb822(piece.subarray(0, cut), { ...options, firstLine: line })) {
-      yield { ...span, start: offset + span.start, end: offset + span.end };
+    const spans: Deb822Span[] = [];
+    if (cut > 0) {
+      for (const span of scanDeb822(piece.subarray(0, cut), { ...this.options, firstLine: this.line })) {
+        spans.push({ ...span, start: this.offset + span.start, end: this.offset + span.end });
+      }
+      this.line += countLineBreaks(piece, cut);
+      this.offset += cut;
     }
-    if (atEnd) return;
-    line += countLineBreaks(piece, cut);
-    carry = Buffer.from(piece.subarray(cut));
-    offset += cut;
+    const rest = piece.subarray(cut);
+    // a copy, so that the big piece it was cut from can go
+    this.pending = rest.length === 0 ? [] : [Buffer.from(rest)];
+    this.pendingBytes = rest.length;
+    return spans;
   }
 }
 

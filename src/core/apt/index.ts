@@ -12,7 +12,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { UserError } from '../../util/errors.js';
-import { requireField, scanDeb822, scanDeb822Pieces, type ByteSource, type Deb822Span } from './deb822.js';
+import { requireField, scanDeb822, scanDeb822Pieces, type ByteSource, type Deb822Options, type Deb822Span } from './deb822.js';
 import { parseProvides, parseRelationGroups, type Relation, type RelationGroup } from './relations.js';
 import { compareVersions, isValidVersion } from './version.js';
 
@@ -89,18 +89,21 @@ export class PackageIndex {
    * Throws a UserError naming the Packages file and line for a malformed stanza.
    */
   static build(sources: readonly PackageSource[], architecture: string): PackageIndex {
+    return PackageIndex.fromScans(
+      sources.map((source) => scanSource(source, architecture)),
+      architecture,
+    );
+  }
+
+  /** The index of sources scanned already (see SourceScan), in the order given: earlier sources win ties. */
+  static fromScans(scans: readonly SourceScan[], architecture: string): PackageIndex {
     const index = new PackageIndex(
       architecture,
-      sources.map((s) => s.label),
+      scans.map((s) => s.file.label),
     );
-    for (const source of sources) {
-      const file = new IndexedFile(source);
-      for (const span of scanDeb822Pieces(file.bytes, { source: source.packagesUrl, onlyFields: INDEXED_FIELDS })) {
-        const arch = requireField(span, 'Architecture', source.packagesUrl);
-        // the index's own strings rather than one decoded per stanza: ~60k records share two
-        if (arch === architecture) index.add(toRecord(span, file, architecture));
-        else if (arch === 'all') index.add(toRecord(span, file, 'all'));
-      }
+    for (const scan of scans) {
+      if (scan.architecture !== architecture) throw new Error(`${scan.file.label} was scanned for ${scan.architecture}, not ${architecture}`);
+      for (const record of scan.records) index.add(record);
     }
     index.sortVersions();
     return index;
@@ -159,6 +162,59 @@ export function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * The records of one source for one architecture (and `all`), gathered paragraph by paragraph: from the whole
+ * file at once (PackageIndex.build), or while the file is still arriving (a download being decompressed), the
+ * stanzas' byte ranges then pointing into the file as it will be once complete. Throws a UserError naming the
+ * Packages file and line for a malformed stanza.
+ */
+export class SourceScan {
+  readonly records: PackageRecord[] = [];
+  /** @internal shared by this source's records */
+  readonly file: IndexedFile;
+  /** what `add` needs of each paragraph: give these to the deb822 scanner */
+  readonly scanOptions: Deb822Options;
+
+  constructor(
+    source: PackageSource,
+    readonly architecture: string,
+  ) {
+    this.file = new IndexedFile(source);
+    this.scanOptions = { source: source.packagesUrl, onlyFields: INDEXED_FIELDS };
+  }
+
+  /** Add one paragraph; returns its record when it is of this scan's architecture or `all`, else undefined. */
+  add(span: Deb822Span): ScannedRecord | undefined {
+    const arch = requireField(span, 'Architecture', this.file.url);
+    // the index's own strings rather than one decoded per stanza: ~60k records share two
+    const scanned = arch === this.architecture ? toRecord(span, this.file, this.architecture) : arch === 'all' ? toRecord(span, this.file, 'all') : undefined;
+    if (scanned) this.records.push(scanned.record);
+    return scanned;
+  }
+}
+
+/**
+ * A record as its paragraph is scanned, with what it takes to download its package, taken from the paragraph
+ * itself: while an index is still arriving, the record's own stanza getters cannot read the file yet.
+ */
+export interface ScannedRecord {
+  /** only its eager fields (name, version, architecture, priority, essential, multiArch, provides, source, baseUrl) may be read while its file is incomplete */
+  record: PackageRecord;
+  filename: string;
+  size: number;
+  sha256: string;
+}
+
+/** Scan a whole source at once (its file must be complete); `onRecord` sees each record of the architecture. */
+export function scanSource(source: PackageSource, architecture: string, onRecord?: (scanned: ScannedRecord) => void): SourceScan {
+  const scan = new SourceScan(source, architecture);
+  for (const span of scanDeb822Pieces(scan.file.bytes, scan.scanOptions)) {
+    const scanned = scan.add(span);
+    if (scanned && onRecord) onRecord(scanned);
+  }
+  return scan;
+}
+
 /** A source's Packages file and names, shared by all its records. */
 class IndexedFile {
   readonly bytes: ByteSource;
@@ -206,18 +262,18 @@ function fileBytes(path: string): ByteSource {
 }
 
 /** Check a stanza and keep of it what the solver reads of every package. */
-function toRecord(span: Deb822Span, file: IndexedFile, architecture: string): PackageRecord {
+function toRecord(span: Deb822Span, file: IndexedFile, architecture: string): ScannedRecord {
   const fields = span.fields;
   const name = requireField(span, 'Package', file.url);
   const version = requireField(span, 'Version', file.url);
   if (!isValidVersion(version)) throw new UserError(`${file.url}:${span.line}: ${name} has an invalid Version '${version}'`);
   const where = `${file.url}:${span.line}: ${name} ${version}`;
-  // checked now so that a bad stanza fails the build, whether or not it is chosen; kept only in the bytes
-  requireField(span, 'Filename', file.url);
-  parseSize(requireField(span, 'Size', file.url), where);
-  parseSha256(requireField(span, 'SHA256', file.url), where);
+  // checked now so that a bad stanza fails the build, whether or not it is chosen; the record reads them back
+  const filename = requireField(span, 'Filename', file.url);
+  const size = parseSize(requireField(span, 'Size', file.url), where);
+  const sha256 = parseSha256(requireField(span, 'SHA256', file.url), where);
   const provides = fields.get('provides');
-  return new IndexedPackage(
+  const record = new IndexedPackage(
     {
       name,
       version,
@@ -229,6 +285,7 @@ function toRecord(span: Deb822Span, file: IndexedFile, architecture: string): Pa
     },
     { file, start: span.start, end: span.end, line: span.line },
   );
+  return { record, filename, size, sha256 };
 }
 
 type EagerFields = Pick<PackageRecord, 'name' | 'version' | 'architecture' | 'priority' | 'essential' | 'multiArch' | 'provides'>;

@@ -12,9 +12,10 @@ import type * as openpgp from 'openpgp';
 import { UserError } from '../../util/errors.js';
 import { packageRoot } from '../../util/package-root.js';
 import { decompressIndexFile, packagesIndexPath, parseRelease, pickIndexFile, assertReleaseCurrent, type IndexFileChoice, type Release } from '../apt/release.js';
-import type { PackageRecord, PackageSource } from '../apt/index.js';
+import { PackageIndex, scanSource, SourceScan, type PackageRecord, type PackageSource, type ScannedRecord } from '../apt/index.js';
+import { StreamingScan } from '../apt/stream-scan.js';
 import type { BlobCache } from '../cache.js';
-import { discard, isTransientStatus, TransientError, type Fetcher } from '../fetch.js';
+import { discard, isTransientStatus, TransientError, type Fetcher, type FetchResult } from '../fetch.js';
 import { resolveUrl, type Mirrors } from '../mirror.js';
 import { fingerprintOf, readPublicKey, verifyCleartext } from '../pgp.js';
 
@@ -121,38 +122,80 @@ export async function verifyRepository(fetcher: Fetcher, mirrors: Mirrors, repo:
   return { label: repo.label, baseUrl: repo.baseUrl, release, signer: verified.fingerprint, index };
 }
 
+/** What a build may do with an index's records before the whole index is read (see build/speculate.ts). */
+export interface IndexHooks {
+  /** each record of `repos[repo]` as it is scanned: from bytes not yet verified, and possibly more than once */
+  onRecord?: (repo: number, scanned: ScannedRecord) => void;
+  /** `repos[repo]` is downloaded, verified and scanned: every record of it has been seen */
+  onRepoDone?: (repo: number) => void;
+}
+
 /**
- * Run `use` on the Packages indexes of `repos` as sources to build a PackageIndex from: each fetched through the
- * content-addressed cache and, when compressed, decompressed into a scratch file of the cache (removed once `use`
- * is done), so that an index is read from disk in pieces rather than held in memory. Whatever `use` wants of the
+ * Run `use` on the package index of `repos` (then `extra`, in that order: earlier sources win ties) for `arch`.
+ * Each Packages index comes through the content-addressed cache and is scanned while it downloads (see
+ * StreamingScan); its plain text goes to a scratch file of the cache, read back for the few stanzas a closure
+ * touches and removed once `use` is done, so an index is never held in memory. Whatever `use` wants of the
  * records' stanzas it must read before it returns.
  */
-export async function withPackagesFiles<T>(fetcher: Fetcher, mirrors: Mirrors, repos: VerifiedRepo[], use: (sources: PackageSource[]) => T | Promise<T>): Promise<T> {
+export async function withPackageIndex<T>(
+  fetcher: Fetcher,
+  mirrors: Mirrors,
+  repos: readonly VerifiedRepo[],
+  extra: readonly PackageSource[],
+  arch: string,
+  use: (index: PackageIndex) => T | Promise<T>,
+  hooks: IndexHooks = {},
+): Promise<T> {
   const scratch: string[] = [];
   try {
-    const loaded = await Promise.allSettled(repos.map((repo) => packagesFile(fetcher, mirrors, repo, scratch)));
-    const failed = loaded.find((r) => r.status === 'rejected');
+    const scanned = await Promise.allSettled(repos.map((repo, i) => scanRepository(fetcher, mirrors, repo, arch, scratch, i, hooks)));
+    const failed = scanned.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const files = loaded.map((r) => (r as PromiseFulfilledResult<string>).value);
-    return await use(repos.map((repo, i) => ({ label: repo.label, baseUrl: repo.baseUrl, packages: { file: files[i] as string }, packagesUrl: repo.index.url })));
+    const scans = scanned.map((r) => (r as PromiseFulfilledResult<SourceScan>).value);
+    return await use(PackageIndex.fromScans([...scans, ...extra.map((source) => scanSource(source, arch))], arch));
   } finally {
     await Promise.all(scratch.map((file) => rm(file, { force: true })));
   }
 }
 
-/** The uncompressed index file of `repo`: the cached download itself, or a scratch file (listed in `scratch`). */
-async function packagesFile(fetcher: Fetcher, mirrors: Mirrors, repo: VerifiedRepo, scratch: string[]): Promise<string> {
+/** Download and scan one repository's index, streaming when the bytes come over the network from the start. */
+async function scanRepository(fetcher: Fetcher, mirrors: Mirrors, repo: VerifiedRepo, arch: string, scratch: string[], position: number, hooks: IndexHooks): Promise<SourceScan> {
   const { index } = repo;
-  const fetched = await fetcher.fetchToCache({
-    url: resolveUrl(mirrors, index.url),
-    expected: { sha256: index.expected.sha256, size: index.expected.size },
-    label: `${repo.label} ${index.path}`,
-  });
-  if (index.compression === 'none') return fetched.path;
-  const file = await fetcher.cache.partialPath();
-  scratch.push(file);
-  await decompressIndexFile(index, fetched.path, file);
-  return file;
+  const onRecord = (scanned: ScannedRecord): void => hooks.onRecord?.(position, scanned);
+  const plainFile = async (): Promise<string> => {
+    if (index.compression === 'none') return fetcher.cache.blobPath(index.expected.sha256);
+    const file = await fetcher.cache.partialPath();
+    scratch.push(file);
+    return file;
+  };
+  const sourceIn = (file: string): PackageSource => ({ label: repo.label, baseUrl: repo.baseUrl, packages: { file }, packagesUrl: index.url });
+
+  const streamed = await plainFile();
+  const scan = new SourceScan(sourceIn(streamed), arch);
+  const stream = new StreamingScan(scan, index.compression, streamed, onRecord);
+  let fetched: FetchResult;
+  try {
+    fetched = await fetcher.fetchToCache({
+      url: resolveUrl(mirrors, index.url),
+      expected: { sha256: index.expected.sha256, size: index.expected.size },
+      label: `${repo.label} ${index.path}`,
+      onData: (chunk, offset) => stream.data(chunk, offset),
+    });
+  } catch (err) {
+    stream.abandon();
+    throw err;
+  }
+  if (await stream.complete(fetched.size)) {
+    hooks.onRepoDone?.(position);
+    return scan;
+  }
+  // A cache hit, a resumed download, or one that another request had started: read the file. (A scratch file of
+  // its own: the abandoned stream's last write may still land in the first one.)
+  const file = await plainFile();
+  if (index.compression !== 'none') await decompressIndexFile(index, fetched.path, file);
+  const whole = scanSource(sourceIn(file), arch, onRecord);
+  hooks.onRepoDone?.(position);
+  return whole;
 }
 
 /** What a source contributes to a resolution: the names that go into its records, and its content's sha256. */

@@ -45,13 +45,14 @@ import {
   sourceIdentity,
   verifiedRepoIdentity,
   verifyRepository,
-  withPackagesFiles,
+  withPackageIndex,
   type MemorySource,
   type RepoRef,
   type ResolvedPackage,
   type VerifiedRepo,
 } from './apt-sources.js';
 import { controlPlaneImages, hostDebArch } from './control-plane-images.js';
+import { Speculator } from './speculate.js';
 import { assertMatchesLock, readLock, renderLock, type LockedArtifact, type LockFile } from './lockfile.js';
 
 export interface BuildOptions {
@@ -170,7 +171,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
   const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
   const [, pulled] = await Promise.all([
-    Promise.all(plan.debs.map((d) => fetcher.fetchToCache({ url: resolveUrl(mirrors, d.upstreamUrl), expected: { sha256: d.record.sha256, size: d.record.size }, label: `${d.record.name} ${d.record.version} (${d.upstreamUrl})` }))),
+    Promise.all(plan.debs.map((d) => fetcher.fetchToCache({ url: resolveUrl(mirrors, d.upstreamUrl), expected: { sha256: d.record.sha256, size: d.record.size }, label: debLabel(d.record.name, d.record.version, d.upstreamUrl) }))),
     // Pinned to the digests resolved (and locked) above: a tag moving meanwhile cannot mix versions.
     Promise.all(plan.images.map(async (i) => ({ ...(await client.pull(`${i.reference}@${i.descriptor.digest}`, platforms)), reference: i.reference }))),
   ]);
@@ -299,14 +300,38 @@ async function resolveDebs(ctx: ResolveContext, components: ReturnType<typeof lo
     minimalHost: target.minimalHost ?? [],
   };
   const inputs = { arch, sources: [...repos.map(verifiedRepoIdentity), ...extra.map(sourceIdentity)], request };
-  return cachedResolution(fetcher.cache, inputs, () =>
-    withPackagesFiles(fetcher, mirrors, repos, (sources) => {
-      const index = PackageIndex.build([...sources, ...extra], arch);
+  return cachedResolution(fetcher.cache, inputs, () => {
+    // a dry run fetches no packages; otherwise those asked for by name start downloading during the scan
+    const speculator = ctx.dryRun ? undefined : new Speculator(
+      {
+        repos: repos.length,
+        pinned: { names: request.kubernetes.packages, versionPrefix: `${version.plain}-`, repo: repos.findIndex((r) => r.label === k8sRepo.label) },
+        roots: request.roots,
+        elsewhere: extra.flatMap((source) => [...sourcePackageNames(source, arch)]),
+      },
+      ({ record, filename, size, sha256 }) => {
+        const upstreamUrl = `${record.baseUrl}/${filename}`;
+        // errors are the build's own request's to report, when it makes it (it joins this download)
+        fetcher.fetchToCache({ url: resolveUrl(mirrors, upstreamUrl), expected: { sha256, size }, label: debLabel(record.name, record.version, upstreamUrl) }).catch(() => undefined);
+      },
+    );
+    const hooks = speculator ? { onRecord: speculator.record.bind(speculator), onRepoDone: speculator.repoDone.bind(speculator) } : {};
+    return withPackageIndex(fetcher, mirrors, repos, extra, arch, (index) => {
       const kubeVersion = exactKubePackageVersion(index, version, k8sRepo, mirrors);
       const roots = [...request.kubernetes.packages.map((name) => ({ name, version: kubeVersion })), ...request.roots];
       return resolveClosure(index, roots, { excludePriorityRequired: request.excludePriorityRequired, minimalHost: request.minimalHost }).packages.map(resolvedPackage);
-    }),
-  );
+    }, hooks);
+  });
+}
+
+/** The names of the packages a small in-memory source offers. */
+function sourcePackageNames(source: MemorySource, arch: Arch): Set<string> {
+  return new Set(PackageIndex.build([source], arch).packageNames());
+}
+
+/** How a deb download is named in progress and errors; the same for a download started early and the build's own. */
+function debLabel(name: string, version: string, upstreamUrl: string): string {
+  return `${name} ${version} (${upstreamUrl})`;
 }
 
 /** The exact Debian version of kubeadm/kubelet/kubectl for this Kubernetes release, as the index has it. */
