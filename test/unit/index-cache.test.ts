@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { PackageIndex } from '../../src/core/apt/index.js';
 import { parseRelease, pickIndexFile } from '../../src/core/apt/release.js';
 import { resolveClosure } from '../../src/core/apt/solver.js';
-import { cachedResolution, resolutionKey, resolvedPackage, sourceIdentity, withPackageIndex, type ResolutionInputs, type ResolvedPackage, type VerifiedRepo } from '../../src/core/build/apt-sources.js';
+import { cachedResolution, IndexScans, resolutionKey, resolvedPackage, sourceIdentity, withPackageIndex, type ResolutionInputs, type ResolvedPackage, type VerifiedRepo } from '../../src/core/build/apt-sources.js';
 import { BlobCache } from '../../src/core/cache.js';
 import { Fetcher } from '../../src/core/fetch.js';
 import { parseMirrors } from '../../src/core/mirror.js';
@@ -197,6 +197,31 @@ describe('withPackageIndex', () => {
     const cached = await run();
     assert.equal(server.requests.length, 1, 'the second time the index comes from the cache');
     assert.deepEqual({ ...cached, beforeEnd: true }, streamed);
+    assert.deepEqual(await readdir(fetcher.cache.tmpDir), []);
+  });
+
+  it('IndexScans starts downloading what the cache lacks, and reads a cached index only when asked', async () => {
+    const { repo, fetcher } = await repository('gzip');
+    const server = servers[servers.length - 1] as TestServer;
+    const seen: string[] = [];
+    const hooks = { onRecord: (_: number, s: { record: { name: string } }) => seen.push(s.record.name) };
+    const cold = new IndexScans(fetcher, parseMirrors([]), [repo], 'amd64', hooks);
+    await cold.startDownloads();
+    for (let i = 0; i < 200 && seen.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    assert.equal(server.requests.length, 1, 'the download began before anyone asked for the index');
+    assert.deepEqual(seen, ['containerd', 'runc']);
+    assert.deepEqual([...(await cold.index()).packageNames()].sort(), ['containerd', 'runc']);
+    await cold.dispose();
+
+    seen.length = 0;
+    const warm = new IndexScans(fetcher, parseMirrors([]), [repo], 'amd64', hooks);
+    await warm.startDownloads();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(seen, [], 'an index in the cache is not read unless asked for');
+    assert.equal(server.requests.length, 1);
+    assert.equal((await warm.index()).candidate('runc')?.version, '1.1.5');
+    assert.deepEqual(seen, ['containerd', 'runc']);
+    await warm.dispose();
     assert.deepEqual(await readdir(fetcher.cache.tmpDir), []);
   });
 

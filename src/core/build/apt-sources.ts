@@ -131,11 +131,9 @@ export interface IndexHooks {
 }
 
 /**
- * Run `use` on the package index of `repos` (then `extra`, in that order: earlier sources win ties) for `arch`.
- * Each Packages index comes through the content-addressed cache and is scanned while it downloads (see
- * StreamingScan); its plain text goes to a scratch file of the cache, read back for the few stanzas a closure
- * touches and removed once `use` is done, so an index is never held in memory. Whatever `use` wants of the
- * records' stanzas it must read before it returns.
+ * Run `use` on the package index of `repos` (then `extra`, in that order: earlier sources win ties) for `arch`;
+ * see IndexScans for how the indexes are read. Whatever `use` wants of the records' stanzas it must read before
+ * it returns.
  */
 export async function withPackageIndex<T>(
   fetcher: Fetcher,
@@ -146,56 +144,115 @@ export async function withPackageIndex<T>(
   use: (index: PackageIndex) => T | Promise<T>,
   hooks: IndexHooks = {},
 ): Promise<T> {
-  const scratch: string[] = [];
+  const scans = new IndexScans(fetcher, mirrors, repos, arch, hooks);
   try {
-    const scanned = await Promise.allSettled(repos.map((repo, i) => scanRepository(fetcher, mirrors, repo, arch, scratch, i, hooks)));
-    const failed = scanned.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    const scans = scanned.map((r) => (r as PromiseFulfilledResult<SourceScan>).value);
-    return await use(PackageIndex.fromScans([...scans, ...extra.map((source) => scanSource(source, arch))], arch));
+    return await use(await scans.index(extra));
   } finally {
-    await Promise.all(scratch.map((file) => rm(file, { force: true })));
+    await scans.dispose();
   }
 }
 
-/** Download and scan one repository's index, streaming when the bytes come over the network from the start. */
-async function scanRepository(fetcher: Fetcher, mirrors: Mirrors, repo: VerifiedRepo, arch: string, scratch: string[], position: number, hooks: IndexHooks): Promise<SourceScan> {
-  const { index } = repo;
-  const onRecord = (scanned: ScannedRecord): void => hooks.onRecord?.(position, scanned);
-  const plainFile = async (): Promise<string> => {
-    if (index.compression === 'none') return fetcher.cache.blobPath(index.expected.sha256);
-    const file = await fetcher.cache.partialPath();
-    scratch.push(file);
-    return file;
-  };
-  const sourceIn = (file: string): PackageSource => ({ label: repo.label, baseUrl: repo.baseUrl, packages: { file }, packagesUrl: index.url });
+/**
+ * The Packages indexes of some repositories for one architecture, each fetched through the content-addressed
+ * cache and scanned while it downloads (see StreamingScan). The plain text goes to a scratch file of the cache,
+ * read back for the few stanzas a closure touches, so an index is never held in memory; `dispose()` removes them.
+ *
+ * `startDownloads()` begins now what is not in the cache yet, so that a build can fetch its indexes while it
+ * does other things (cri-dockerd's deb) before it knows whether it needs them read at all: an index already in
+ * the cache is only read when `index()` asks for it (a warm build, whose resolution is cached, never does).
+ */
+export class IndexScans {
+  private readonly scans: (Promise<SourceScan> | undefined)[];
+  private readonly scratch: string[] = [];
+  private disposed = false;
 
-  const streamed = await plainFile();
-  const scan = new SourceScan(sourceIn(streamed), arch);
-  const stream = new StreamingScan(scan, index.compression, streamed, onRecord);
-  let fetched: FetchResult;
-  try {
-    fetched = await fetcher.fetchToCache({
-      url: resolveUrl(mirrors, index.url),
-      expected: { sha256: index.expected.sha256, size: index.expected.size },
-      label: `${repo.label} ${index.path}`,
-      onData: (chunk, offset) => stream.data(chunk, offset),
-    });
-  } catch (err) {
-    stream.abandon();
-    throw err;
+  constructor(
+    private readonly fetcher: Fetcher,
+    private readonly mirrors: Mirrors,
+    private readonly repos: readonly VerifiedRepo[],
+    private readonly arch: string,
+    private readonly hooks: IndexHooks = {},
+  ) {
+    this.scans = repos.map(() => undefined);
   }
-  if (await stream.complete(fetched.size)) {
-    hooks.onRepoDone?.(position);
+
+  /** Start downloading every index that is not in the cache yet. */
+  async startDownloads(): Promise<void> {
+    await Promise.all(
+      this.repos.map(async (repo, i) => {
+        if ((await this.fetcher.cache.sizeOf(repo.index.expected.sha256)) === undefined) this.scan(i);
+      }),
+    );
+  }
+
+  /** The index of every repository, then `extra`. */
+  async index(extra: readonly PackageSource[] = []): Promise<PackageIndex> {
+    const scanned = await Promise.allSettled(this.repos.map((_, i) => this.scan(i)));
+    const failed = scanned.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const scans = scanned.map((r) => (r as PromiseFulfilledResult<SourceScan>).value);
+    return PackageIndex.fromScans([...scans, ...extra.map((source) => scanSource(source, this.arch))], this.arch);
+  }
+
+  /** Remove the scratch files; the records' stanzas cannot be read afterwards. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await Promise.all(this.scratch.map((file) => rm(file, { force: true })));
+  }
+
+  private scan(position: number): Promise<SourceScan> {
+    let scan = this.scans[position];
+    if (!scan) {
+      scan = this.download(position);
+      scan.catch(() => undefined); // reported by index(); a download started early may never be asked for
+      this.scans[position] = scan;
+    }
     return scan;
   }
-  // A cache hit, a resumed download, or one that another request had started: read the file. (A scratch file of
-  // its own: the abandoned stream's last write may still land in the first one.)
-  const file = await plainFile();
-  if (index.compression !== 'none') await decompressIndexFile(index, fetched.path, file);
-  const whole = scanSource(sourceIn(file), arch, onRecord);
-  hooks.onRepoDone?.(position);
-  return whole;
+
+  /** Download and scan one repository's index, streaming when the bytes come over the network from the start. */
+  private async download(position: number): Promise<SourceScan> {
+    const { fetcher, mirrors, hooks, arch } = this;
+    const repo = this.repos[position] as VerifiedRepo;
+    const { index } = repo;
+    const onRecord = (scanned: ScannedRecord): void => hooks.onRecord?.(position, scanned);
+    const plainFile = async (): Promise<string> => {
+      if (index.compression === 'none') return fetcher.cache.blobPath(index.expected.sha256);
+      // a download started early and finishing after the build moved on leaves no scratch file behind
+      if (this.disposed) throw new Error(`${repo.label}: index no longer wanted`);
+      const file = await fetcher.cache.partialPath();
+      this.scratch.push(file);
+      return file;
+    };
+    const sourceIn = (file: string): PackageSource => ({ label: repo.label, baseUrl: repo.baseUrl, packages: { file }, packagesUrl: index.url });
+
+    const streamed = await plainFile();
+    const scan = new SourceScan(sourceIn(streamed), arch);
+    const stream = new StreamingScan(scan, index.compression, streamed, onRecord);
+    let fetched: FetchResult;
+    try {
+      fetched = await fetcher.fetchToCache({
+        url: resolveUrl(mirrors, index.url),
+        expected: { sha256: index.expected.sha256, size: index.expected.size },
+        label: `${repo.label} ${index.path}`,
+        onData: (chunk, offset) => stream.data(chunk, offset),
+      });
+    } catch (err) {
+      stream.abandon();
+      throw err;
+    }
+    if (await stream.complete(fetched.size)) {
+      hooks.onRepoDone?.(position);
+      return scan;
+    }
+    // A cache hit, a resumed download, or one that another request had started: read the file. (A scratch file of
+    // its own: the abandoned stream's last write may still land in the first one.)
+    const file = await plainFile();
+    if (index.compression !== 'none') await decompressIndexFile(index, fetched.path, file);
+    const whole = scanSource(sourceIn(file), arch, onRecord);
+    hooks.onRepoDone?.(position);
+    return whole;
+  }
 }
 
 /** What a source contributes to a resolution: the names that go into its records, and its content's sha256. */

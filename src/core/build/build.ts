@@ -45,7 +45,7 @@ import {
   sourceIdentity,
   verifiedRepoIdentity,
   verifyRepository,
-  withPackageIndex,
+  IndexScans,
   type MemorySource,
   type RepoRef,
   type ResolvedPackage,
@@ -229,21 +229,32 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   }
   progress.succeed();
 
-  // Images do not wait for the package closure: those the image table names (with flannel's and the extras) are
-  // resolved, and outside a dry run downloaded, while the Debian indexes are parsed; kubeadm's own list is checked
-  // against them below and anything it adds is fetched then.
+  // The first architecture's indexes start downloading now (and its named packages once the scan knows their
+  // versions, see speculate.ts), ahead of the images, which fill the link while the indexes are scanned.
+  const request = debRequest(ctx, components, k8sRepo);
+  const scansByArch = new Map(arches.map((arch) => [arch, indexScans(ctx, arch, reposByArch.get(arch) ?? [], request)]));
+  const debs = new Map<string, Deb>();
   const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
   const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
   const pullImages = (refs: string[]) => Promise.all(refs.map((ref) => client.pull(ref, platforms, { layers: !ctx.dryRun })));
-  const early = uniqueRefs([...(controlPlaneImagesFromTable(version) ?? []), ...components.flannel.images, ...ctx.extraImages]);
-  const earlyImages = settled(pullImages(early));
+  let earlyImages: ReturnType<typeof settled<PulledImage[]>>;
+  try {
+    await scansByArch.get(arches[0] as Arch)?.startDownloads();
+    // Images do not wait for the package closure: those the image table names (with flannel's and the extras)
+    // are resolved, and outside a dry run downloaded, while the Debian indexes are parsed; kubeadm's own list is
+    // checked against them below and anything it adds is fetched then.
+    earlyImages = settled(pullImages(uniqueRefs([...(controlPlaneImagesFromTable(version) ?? []), ...components.flannel.images, ...ctx.extraImages])));
 
-  progress.step('Resolving packages');
-  const criDockerd = runtimes.includes('docker') ? await criDockerdSources(ctx, components, arches) : new Map<Arch, MemorySource>();
-  const debs = new Map<string, Deb>();
-  for (const arch of arches) {
-    const extra = criDockerd.has(arch) ? [criDockerd.get(arch) as MemorySource] : [];
-    for (const record of await resolveDebs(ctx, components, arch, reposByArch.get(arch) ?? [], extra, k8sRepo)) addDeb(debs, record, arch);
+    progress.step('Resolving packages');
+    const criDockerd = runtimes.includes('docker') ? await criDockerdSources(ctx, components, arches) : new Map<Arch, MemorySource>();
+    for (const arch of arches) {
+      const extra = criDockerd.has(arch) ? [criDockerd.get(arch) as MemorySource] : [];
+      const scans = scansByArch.get(arch) as IndexScans;
+      for (const record of await resolveDebs(ctx, arch, reposByArch.get(arch) ?? [], extra, request, scans, k8sRepo)) addDeb(debs, record, arch);
+      await scans.dispose(); // before the next architecture's index is read: one at a time on disk
+    }
+  } finally {
+    await Promise.all([...scansByArch.values()].map((scans) => scans.dispose()));
   }
   const sortedDebs = [...debs.values()].sort((a, b) => (a.bundleName < b.bundleName ? -1 : a.bundleName > b.bundleName ? 1 : 0));
   progress.succeed(`Resolved ${sortedDebs.length} packages for ${arches.join(', ')}`);
@@ -251,7 +262,7 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   progress.step('Resolving images');
   const kubeadm = sortedDebs.find((d) => d.record.name === 'kubeadm' && d.arch === hostDebArch());
   const kubeadmDeb = kubeadm
-    ? (await fetcher.fetchToCache({ url: resolveUrl(mirrors, kubeadm.upstreamUrl), expected: { sha256: kubeadm.record.sha256, size: kubeadm.record.size }, label: 'kubeadm' })).path
+    ? (await fetcher.fetchToCache({ url: resolveUrl(mirrors, kubeadm.upstreamUrl), expected: { sha256: kubeadm.record.sha256, size: kubeadm.record.size }, label: debLabel(kubeadm.record.name, kubeadm.record.version, kubeadm.upstreamUrl) })).path
     : undefined;
   const controlPlane = await controlPlaneImages(version, kubeadmDeb);
   progress.info(`control-plane images from ${controlPlane.source}`);
@@ -279,54 +290,64 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   };
 }
 
-/**
- * The dependency closure of everything the hosts install, for one architecture. Taken from the build cache when an
- * earlier build resolved the same request against the same indexes (same sha256s); only then are the Packages
- * files read at all.
- */
-async function resolveDebs(ctx: ResolveContext, components: ReturnType<typeof loadComponents>, arch: Arch, repos: VerifiedRepo[], extra: MemorySource[], k8sRepo: RepoRef): Promise<ResolvedPackage[]> {
-  const { target, runtimes, version, fetcher, mirrors } = ctx;
-  const request = {
+/** The package name of cri-dockerd, which comes from its release rather than from an apt repository. */
+const CRI_DOCKERD = 'cri-dockerd';
+
+/** What the hosts install, by name: the same for every architecture. */
+function debRequest(ctx: ResolveContext, components: ReturnType<typeof loadComponents>, k8sRepo: RepoRef) {
+  const { target, runtimes, version } = ctx;
+  return {
     kubernetes: { version: version.plain, repository: k8sRepo.label, packages: components.kubernetes.packages },
     roots: [
       ...components.kubernetes.companions,
       ...target.packages.containerd,
       ...target.packages.registry,
       ...target.packages.host,
-      ...(runtimes.includes('docker') ? [...target.packages.docker, 'cri-dockerd'] : []),
+      ...(runtimes.includes('docker') ? [...target.packages.docker, CRI_DOCKERD] : []),
       ...(ctx.ha ? target.packages.ha : []),
     ].map((r) => (typeof r === 'string' ? { name: r } : r)),
     excludePriorityRequired: true,
     minimalHost: target.minimalHost ?? [],
   };
-  const inputs = { arch, sources: [...repos.map(verifiedRepoIdentity), ...extra.map(sourceIdentity)], request };
-  return cachedResolution(fetcher.cache, inputs, () => {
-    // a dry run fetches no packages; otherwise those asked for by name start downloading during the scan
-    const speculator = ctx.dryRun ? undefined : new Speculator(
-      {
-        repos: repos.length,
-        pinned: { names: request.kubernetes.packages, versionPrefix: `${version.plain}-`, repo: repos.findIndex((r) => r.label === k8sRepo.label) },
-        roots: request.roots,
-        elsewhere: extra.flatMap((source) => [...sourcePackageNames(source, arch)]),
-      },
-      ({ record, filename, size, sha256 }) => {
-        const upstreamUrl = `${record.baseUrl}/${filename}`;
-        // errors are the build's own request's to report, when it makes it (it joins this download)
-        fetcher.fetchToCache({ url: resolveUrl(mirrors, upstreamUrl), expected: { sha256, size }, label: debLabel(record.name, record.version, upstreamUrl) }).catch(() => undefined);
-      },
-    );
-    const hooks = speculator ? { onRecord: speculator.record.bind(speculator), onRepoDone: speculator.repoDone.bind(speculator) } : {};
-    return withPackageIndex(fetcher, mirrors, repos, extra, arch, (index) => {
-      const kubeVersion = exactKubePackageVersion(index, version, k8sRepo, mirrors);
-      const roots = [...request.kubernetes.packages.map((name) => ({ name, version: kubeVersion })), ...request.roots];
-      return resolveClosure(index, roots, { excludePriorityRequired: request.excludePriorityRequired, minimalHost: request.minimalHost }).packages.map(resolvedPackage);
-    }, hooks);
-  });
 }
 
-/** The names of the packages a small in-memory source offers. */
-function sourcePackageNames(source: MemorySource, arch: Arch): Set<string> {
-  return new Set(PackageIndex.build([source], arch).packageNames());
+type DebRequest = ReturnType<typeof debRequest>;
+
+/** The package indexes of one architecture; outside a dry run, the packages asked for by name start downloading during the scan. */
+function indexScans(ctx: ResolveContext, arch: Arch, repos: VerifiedRepo[], request: DebRequest): IndexScans {
+  const { fetcher, mirrors } = ctx;
+  if (ctx.dryRun) return new IndexScans(fetcher, mirrors, repos, arch);
+  const speculator = new Speculator(
+    {
+      repos: repos.length,
+      pinned: { names: request.kubernetes.packages, versionPrefix: `${request.kubernetes.version}-`, repo: repos.findIndex((r) => r.label === request.kubernetes.repository) },
+      roots: request.roots,
+      // cri-dockerd comes from its release, not from these indexes
+      elsewhere: [CRI_DOCKERD],
+    },
+    ({ record, filename, size, sha256 }) => {
+      const upstreamUrl = `${record.baseUrl}/${filename}`;
+      // errors are the build's own request's to report, when it makes it (it joins this download)
+      fetcher.fetchToCache({ url: resolveUrl(mirrors, upstreamUrl), expected: { sha256, size }, label: debLabel(record.name, record.version, upstreamUrl) }).catch(() => undefined);
+    },
+  );
+  return new IndexScans(fetcher, mirrors, repos, arch, { onRecord: speculator.record.bind(speculator), onRepoDone: speculator.repoDone.bind(speculator) });
+}
+
+/**
+ * The dependency closure of everything the hosts install, for one architecture. Taken from the build cache when an
+ * earlier build resolved the same request against the same indexes (same sha256s); only then are the Packages
+ * files read at all.
+ */
+async function resolveDebs(ctx: ResolveContext, arch: Arch, repos: VerifiedRepo[], extra: MemorySource[], request: DebRequest, scans: IndexScans, k8sRepo: RepoRef): Promise<ResolvedPackage[]> {
+  const { version, mirrors } = ctx;
+  const inputs = { arch, sources: [...repos.map(verifiedRepoIdentity), ...extra.map(sourceIdentity)], request };
+  return cachedResolution(ctx.fetcher.cache, inputs, async () => {
+    const index = await scans.index(extra);
+    const kubeVersion = exactKubePackageVersion(index, version, k8sRepo, mirrors);
+    const roots = [...request.kubernetes.packages.map((name) => ({ name, version: kubeVersion })), ...request.roots];
+    return resolveClosure(index, roots, { excludePriorityRequired: request.excludePriorityRequired, minimalHost: request.minimalHost }).packages.map(resolvedPackage);
+  });
 }
 
 /** How a deb download is named in progress and errors; the same for a download started early and the build's own. */
@@ -392,7 +413,7 @@ async function criDockerdSources(ctx: ResolveContext, components: ReturnType<typ
       throw new UserError(`cri-dockerd ${def.version} publishes no ${arch} package, so the docker runtime cannot be carried for ${arch}`, `build ${arch} with --runtime containerd`);
     }
     const url = def.deb.replace('{asset}', ctx.target.criDockerdAsset).replace('{arch}', arch);
-    const locked = ctx.lock?.artifacts.find((a) => a.kind === 'deb' && a.name === 'cri-dockerd' && a.arch === arch);
+    const locked = ctx.lock?.artifacts.find((a) => a.kind === 'deb' && a.name === CRI_DOCKERD && a.arch === arch);
     const fetched = await fetchReleaseAsset(ctx.fetcher, ctx.mirrors, url, locked?.digest, `cri-dockerd ${def.version}`);
     const control = await readDebControl(fetched.path);
     const stanza = formatStanza([...control, ['Filename', basename(url)], ['Size', String(fetched.size)], ['SHA256', fetched.sha256]]);
