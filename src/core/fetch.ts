@@ -241,6 +241,7 @@ export class Fetcher {
   private readonly limiter: Limiter;
   private readonly onProgress: ((event: ProgressEvent) => void) | undefined;
   private readonly inFlight = new Map<string, Promise<FetchResult>>();
+  private readonly verifiedNow = new Set<string>();
   private readonly counters: FetchStats = { bytesFetched: 0, metadataBytesFetched: 0, bytesFromCache: 0, itemsFetched: 0, itemsFromCache: 0 };
   private aggregate = { done: 0, total: 0 };
 
@@ -254,6 +255,15 @@ export class Fetcher {
 
   get stats(): FetchStats {
     return { ...this.counters };
+  }
+
+  /**
+   * Whether this fetcher downloaded the content with this sha256 and checked it on the way into the cache, so that
+   * who reads the cache file next need not hash it again. A cache hit is never counted: a file on disk since an
+   * earlier run may have been damaged meanwhile.
+   */
+  downloadedAndVerified(sha256: string): boolean {
+    return this.verifiedNow.has(sha256Hex(sha256));
   }
 
   /** openUrl with this fetcher's timeouts. */
@@ -474,6 +484,7 @@ export class Fetcher {
       );
     }
     const path = await this.cache.commit(partial, actual);
+    this.verifiedNow.add(actual);
     return { path, sha256: actual, size, bytesFetched: fetched, fromCache: false };
   }
 

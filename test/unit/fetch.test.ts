@@ -71,6 +71,29 @@ describe('fetchToCache', () => {
     assert.deepEqual(await listFiles(fetcher.cache.tmpDir), [], 'no partial left behind');
   });
 
+  test('says which content it downloaded and verified itself, never what it found in the cache', async () => {
+    const s = await server((req, res) => serveBytes(req, res, data));
+    const fetcher = newFetcher();
+    assert.equal(fetcher.downloadedAndVerified(hex), false);
+    await fetcher.fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length } });
+    assert.equal(fetcher.downloadedAndVerified(`sha256:${hex}`), true);
+    const later = new Fetcher({ cache: fetcher.cache });
+    await later.fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length } });
+    assert.equal(later.downloadedAndVerified(hex), false, 'a cache hit, which the packer hashes again');
+  });
+
+  test('shows each piece of the body to onData with its offset, as it goes to disk', async () => {
+    const s = await server((req, res) => serveBytes(req, res, data));
+    const pieces: [number, number][] = [];
+    await newFetcher().fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length }, onData: (chunk, offset) => pieces.push([offset, chunk.length]) });
+    let next = 0;
+    for (const [offset, length] of pieces) {
+      assert.equal(offset, next);
+      next += length;
+    }
+    assert.equal(next, data.length);
+  });
+
   test('without an expected digest the content is stored under the sha256 it turns out to have', async () => {
     const s = await server((req, res) => serveBytes(req, res, data));
     const result = await newFetcher().fetchToCache({ url: `${s.base}/x`, expected: {} });

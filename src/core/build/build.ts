@@ -179,7 +179,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
 
   progress.step(`Packing ${basename(output)}`);
   const sourceDate = sourceDateOf(options.sourceDateEpoch, plan.releaseDate);
-  const { entries, manifest } = await assemble(plan, pulled, cache, signingKey, sourceDate);
+  const { entries, manifest } = await assemble(plan, pulled, cache, (sha256) => fetcher.downloadedAndVerified(sha256), signingKey, sourceDate);
   await mkdir(dirname(output), { recursive: true });
   const key = bundleKey(entries, manifest, sourceDate, signingKey);
   const reused = await reuseBundle(cache, key, output);
@@ -455,7 +455,14 @@ function lockOf(plan: Plan): LockFile {
 }
 
 /** Every file of the bundle, and its bundle.yaml. */
-async function assemble(plan: Plan, images: PulledImage[], cache: BlobCache, signingKey: openpgp.PrivateKey | undefined, date: Date): Promise<{ entries: PackEntry[]; manifest: ManifestContent }> {
+async function assemble(
+  plan: Plan,
+  images: PulledImage[],
+  cache: BlobCache,
+  verified: (sha256: string) => boolean,
+  signingKey: openpgp.PrivateKey | undefined,
+  date: Date,
+): Promise<{ entries: PackEntry[]; manifest: ManifestContent }> {
   const repoPackages: RepoPackage[] = plan.debs.map((d) => ({
     filename: d.bundleName,
     control: parseControlStanza(d.record.stanza, d.upstreamUrl).filter(([name]) => !/^(filename|size|md5sum|sha1|sha256|sha512|description-md5)$/i.test(name)),
@@ -464,11 +471,13 @@ async function assemble(plan: Plan, images: PulledImage[], cache: BlobCache, sig
   }));
   const repoFiles = await renderFlatRepo(repoPackages, { origin: 'kube-bundle', label: 'kube-bundle', suite: 'stable', date, ...(signingKey ? { signingKey } : {}) }, PACKAGES_DIR);
   const layout = buildLayout(images, cache);
+  // what came over the network in this build was hashed on the way in: the packer need not read it twice
+  const known = (sha256: string) => ({ sha256, verified: verified(sha256) });
   const entries: PackEntry[] = [
-    ...plan.debs.map((d) => ({ path: packageFile(d.bundleName), source: { file: cache.blobPath(d.record.sha256) }, sha256: d.record.sha256 })),
+    ...plan.debs.map((d) => ({ path: packageFile(d.bundleName), source: { file: cache.blobPath(d.record.sha256) }, ...known(d.record.sha256) })),
     ...repoFiles.map((f) => ({ path: `${PACKAGES_DIR}/${f.name}`, source: { bytes: f.bytes } })),
-    ...layout.map((e) => ({ path: `${IMAGES_DIR}/${e.path}`, source: e.source, ...('file' in e.source ? { sha256: basename(e.path) } : {}) })),
-    ...plan.files.map((f) => ({ path: f.path, source: { file: f.cachePath }, sha256: f.sha256 })),
+    ...layout.map((e) => ({ path: `${IMAGES_DIR}/${e.path}`, source: e.source, ...('file' in e.source ? known(basename(e.path)) : {}) })),
+    ...plan.files.map((f) => ({ path: f.path, source: { file: f.cachePath }, ...known(f.sha256) })),
   ];
   const packages: PackageComponent[] = plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, filename: packageFile(d.bundleName), size: d.record.size, sha256: d.record.sha256, url: d.upstreamUrl }));
   const imageComponents: ImageComponent[] = images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: i.manifests.map(platformText), size: imageSize(i) }));

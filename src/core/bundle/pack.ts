@@ -30,6 +30,11 @@ export interface PackEntry {
   mode?: number;
   /** the file's sha256 when already known (content-addressed cache); verified while packing */
   sha256?: string;
+  /**
+   * The caller has just checked that the file hashes to `sha256` (it downloaded it, hashing on the way), so the
+   * packer does not hash it again; only its size is checked. Saves a second pass over every byte of a fresh build.
+   */
+  verified?: boolean;
 }
 
 export interface PackOptions {
@@ -57,6 +62,8 @@ interface Member {
   size: number;
   sha256: string;
   source: PackEntry['source'] | null;
+  /** see PackEntry.verified */
+  verified?: boolean;
 }
 
 const COPY_CHUNK = 1 << 20;
@@ -112,7 +119,7 @@ async function digestEntries(entries: readonly PackEntry[]): Promise<Member[]> {
     }
     const file = entry.source.file;
     const digest = entry.sha256 ? { sha256: entry.sha256, size: (await statOrThrow(file, entry.path)).size } : await hashOrThrow(file, entry.path);
-    members.push({ path: entry.path, type: 'file', mode, ...digest, source: entry.source });
+    members.push({ path: entry.path, type: 'file', mode, ...digest, source: entry.source, verified: entry.sha256 !== undefined && entry.verified === true });
   }
   return members;
 }
@@ -190,13 +197,14 @@ async function writeTar(handle: FileHandle, members: readonly Member[], mtime: D
 }
 
 /**
- * Copy exactly `member.size` bytes of `file`, checking that they still hash to `member.sha256`. The next piece is
- * read while the current one is hashed and written, so the disk and the hashing overlap.
+ * Copy exactly `member.size` bytes of `file`, checking that they still hash to `member.sha256` (unless the caller
+ * has just verified them). The next piece is read while the current one is hashed and written, so the disk and
+ * the hashing overlap.
  */
 async function copyFile(file: string, member: Member, out: HashingWriter): Promise<void> {
   const handle = await open(file, 'r');
   try {
-    const hash = createHash('sha256');
+    const hash = member.verified ? undefined : createHash('sha256');
     const readAhead = (at: number): Promise<Buffer> => {
       const read = readPiece(handle, Math.min(COPY_CHUNK, member.size - at), at);
       read.catch(() => undefined); // awaited below; never an unhandled rejection if the loop stops first
@@ -208,11 +216,11 @@ async function copyFile(file: string, member: Member, out: HashingWriter): Promi
       const piece = await next;
       copied += piece.length;
       next = piece.length > 0 && copied < member.size ? readAhead(copied) : undefined;
-      hash.update(piece);
+      hash?.update(piece);
       await out.write(piece);
     }
     const { size } = await handle.stat();
-    if (copied !== member.size || size !== member.size || hash.digest('hex') !== member.sha256) {
+    if (copied !== member.size || size !== member.size || (hash && hash.digest('hex') !== member.sha256)) {
       throw new UserError(
         `${file} (for ${member.path} in the bundle) changed while packing or does not match its expected sha256 ${member.sha256}`,
         'if it is in the download cache, delete it there and build again',
