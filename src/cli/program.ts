@@ -141,7 +141,7 @@ export function createProgram(): Command {
         concurrency: positiveInt(flags.concurrency, '--concurrency'),
         dryRun: Boolean(flags.dryRun),
         sourceDateEpoch: process.env.SOURCE_DATE_EPOCH,
-        progress: createProgress({ json: flags.json }),
+        progress: await createProgress({ json: flags.json }),
       });
       process.stdout.write(flags.json ? JSON.stringify(result, null, 2) + '\n' : formatBuildResult(result));
     });

@@ -2,7 +2,7 @@
  * Progress on long work: an ora spinner with bytes, rate and ETA on a terminal; plain lines otherwise (CI logs,
  * pipes); nothing at all under --json, whose output must stay machine-readable.
  */
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 
 export interface Progress {
   /** start a named step (the previous one is finished) */
@@ -46,19 +46,21 @@ export function describeTransfer(done: number, total: number | undefined, elapse
 
 export const silentProgress: Progress = { step() {}, bytes() {}, info() {}, succeed() {}, fail() {} };
 
-export function createProgress(opts: { json?: boolean; stream?: NodeJS.WriteStream } = {}): Progress {
+/** ora (and what it loads) only for a terminal: logs and pipes, the way CI and scripts run it, start faster. */
+export async function createProgress(opts: { json?: boolean; stream?: NodeJS.WriteStream } = {}): Promise<Progress> {
   const stream = opts.stream ?? process.stderr;
   if (opts.json) return silentProgress;
-  return stream.isTTY ? new SpinnerProgress(stream) : new LineProgress(stream);
+  // a terminal that reports no width (a pty nobody sized, e.g. `script` or a bare `docker exec -t`) would make ora
+  // count its lines as text length / 0 and clear forever: plain lines there too
+  if (!stream.isTTY || !stream.columns) return new LineProgress(stream);
+  const { default: ora } = await import('ora');
+  return new SpinnerProgress(ora({ stream, discardStdin: false }));
 }
 
 class SpinnerProgress implements Progress {
-  private spinner: Ora;
   private text = '';
   private started = Date.now();
-  constructor(stream: NodeJS.WriteStream) {
-    this.spinner = ora({ stream, discardStdin: false });
-  }
+  constructor(private readonly spinner: Ora) {}
   step(text: string) {
     if (this.spinner.isSpinning) this.spinner.succeed();
     this.text = text;
