@@ -456,7 +456,7 @@ async function writeResults(data: { rows: Row[]; startup: Startup; local: Scenar
 }
 
 function scenarioResults({ coldAndCurl, warm, big }: ScenarioResults): object {
-  const summary = (r: BuildRun) => ({ wallSeconds: r.wallSeconds, buildSeconds: r.result.seconds, peakRssBytes: r.peakRssBytes, fetch: r.result.fetch, size: r.result.size, sha256: r.result.sha256 });
+  const summary = (r: BuildRun) => ({ wallSeconds: r.wallSeconds, buildSeconds: r.result.seconds, peakRssBytes: r.peakRssBytes, fetch: r.result.fetch, size: r.result.size });
   const { cold, curl, downloads } = coldAndCurl;
   return {
     cold: cold.map(summary),

@@ -121,6 +121,16 @@ export class BlobCache {
     }
   }
 
+  /**
+   * Where a derived file of any size is kept under `key` (a packed bundle, linked in rather than copied); the
+   * directory exists once this returns. Like readDerived's entries, what is there is not verified.
+   */
+  async derivedFile(kind: string, key: string): Promise<string> {
+    const entry = this.derivedEntry(kind, key);
+    await mkdir(path.dirname(entry), { recursive: true });
+    return entry;
+  }
+
   /** Store small derived data atomically (no fsync: readDerived's callers recompute a damaged entry). */
   async writeDerived(kind: string, key: string, bytes: Uint8Array): Promise<void> {
     const entry = this.derivedEntry(kind, key);

@@ -20,7 +20,7 @@ describe('bundle build v1.32.3 for debian-12', () => {
   let dir: string;
   let common: string[];
   let bundle: string;
-  let first: { sha256: string; fetch: { bytesFetched: number }; lockFile: string; packages: { name: string; version: string }[] };
+  let first: { fetch: { bytesFetched: number }; lockFile: string; packages: { name: string; version: string }[] };
 
   const build = (extra: string[], env: Record<string, string> = {}) =>
     runCli(['build', 'v1.32.3', ...common, ...extra], { env: { SOURCE_DATE_EPOCH: EPOCH, ...env } });
@@ -120,7 +120,6 @@ describe('bundle build v1.32.3 for debian-12', () => {
     const second = JSON.parse(r.stdout);
     assert.equal(second.fetch.bytesFetched, 0);
     assert.equal(second.reusedBundle, true, 'the packed bundle is reused from the cache, not written again');
-    assert.equal(second.sha256, first.sha256);
     assert.ok(readFileSync(again).equals(readFileSync(bundle)));
   });
 

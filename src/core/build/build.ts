@@ -11,7 +11,7 @@
  *   5. lock: what was resolved, checked against --lock when given
  *   6. download (or, with --dry-run, print the list and stop), then pack and sign
  */
-import { copyFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
@@ -24,7 +24,7 @@ import { parseControlStanza, readDebControl } from '../apt/debfile.js';
 import { formatStanza, renderFlatRepo, type RepoPackage } from '../apt/flatrepo.js';
 import { compareVersions } from '../apt/version.js';
 import { BlobCache } from '../cache.js';
-import { Fetcher, type FetchResult, type FetchStats } from '../fetch.js';
+import { Fetcher, sha256Hex, type FetchResult, type FetchStats } from '../fetch.js';
 import { ARCHES, controlPlaneImagesFromTable, loadComponents, loadTarget, parseArch, parseRuntimes, type Arch, type Runtime, type TargetDef } from '../definitions.js';
 import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
 import { parseMirrors, resolveUrl, type Mirrors } from '../mirror.js';
@@ -90,7 +90,6 @@ export interface BuildResult {
   dryRun: boolean;
   output?: string;
   lockFile?: string;
-  sha256?: string;
   size?: number;
   signer: string | null;
   packages: { name: string; version: string; arch: string; size: number; source: string }[];
@@ -144,7 +143,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     onProgress: (e) => progress.bytes(e.done, e.total),
   });
 
-  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, trusted, extraImages, ha: options.ha, lock, dryRun: options.dryRun, progress });
+  const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
+  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, client, trusted, extraImages, ha: options.ha, lock, dryRun: options.dryRun, progress });
   const resolvedLock = lockOf(plan);
   if (lock && options.lockFile) assertMatchesLock(options.lockFile, lock, resolvedLock);
 
@@ -167,27 +167,51 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     return result;
   }
 
-  progress.step(`Downloading ${plan.debs.length} packages and ${plan.images.length} images`);
-  const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
-  const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
-  const [, pulled] = await Promise.all([
-    Promise.all(plan.debs.map((d) => fetcher.fetchToCache({ url: resolveUrl(mirrors, d.upstreamUrl), expected: { sha256: d.record.sha256, size: d.record.size }, label: debLabel(d.record.name, d.record.version, d.upstreamUrl) }))),
-    // Pinned to the digests resolved (and locked) above: a tag moving meanwhile cannot mix versions.
-    Promise.all(plan.images.map(async (i) => ({ ...(await client.pull(`${i.reference}@${i.descriptor.digest}`, platforms)), reference: i.reference }))),
-  ]);
-  progress.succeed();
-
-  progress.step(`Packing ${basename(output)}`);
   const sourceDate = sourceDateOf(options.sourceDateEpoch, plan.releaseDate);
-  const { entries, manifest } = await assemble(plan, pulled, cache, (sha256) => fetcher.downloadedAndVerified(sha256), signingKey, sourceDate);
+  const { entries, manifest } = await assemble(plan, cache, signingKey, sourceDate);
   await mkdir(dirname(output), { recursive: true });
   const key = bundleKey(entries, manifest, sourceDate, signingKey);
-  const reused = await reuseBundle(cache, key, output);
-  const packed = reused ?? (await packAndKeep(cache, key, { output, manifest, entries, mtime: sourceDate, ...(signingKey ? { signingKey } : {}) }));
+  let packed = await reuseBundle(cache, key, output);
+  const reusedBundle = packed !== undefined;
+  if (packed) progress.step(`Linking ${basename(output)}: the same bundle was packed before`);
+  else {
+    // Packages and image blobs (many under way since resolving) download while the bundle is packed: each file is
+    // copied to its place in the tar as soon as it is there, so little is left to do when the last one arrives.
+    progress.step(`Downloading ${plan.debs.length} packages and ${plan.images.length} images into ${basename(output)}`);
+    const downloads = startDownloads(plan, { fetcher, mirrors, client });
+    const packing = entries.map((entry): PackEntry => {
+      const ready = entry.sha256 === undefined ? undefined : downloads.get(entry.sha256);
+      if (ready) return { ...entry, ready };
+      return entry.sha256 === undefined ? entry : { ...entry, verified: fetcher.downloadedAndVerified(entry.sha256) };
+    });
+    // every download is done once the packing is (a failed one fails it, with its error)
+    packed = await packAndKeep(cache, key, { output, manifest, entries: packing, mtime: sourceDate, ...(signingKey ? { signingKey } : {}) });
+  }
   await writeAtomically(lockPath, renderLock(resolvedLock));
   progress.succeed(`Wrote ${output}`);
 
-  return { ...result, output, lockFile: lockPath, sha256: packed.sha256, size: packed.size, fetch: fetcher.stats, reusedBundle: reused !== undefined, seconds: (Date.now() - started) / 1000 };
+  return { ...result, output, lockFile: lockPath, size: packed.size, fetch: fetcher.stats, reusedBundle, seconds: (Date.now() - started) / 1000 };
+}
+
+/**
+ * Fetch every package and image blob of the plan into the cache (what is there already, or on its way, is not
+ * fetched again), each as its own promise by sha256 hex, resolving to whether this build verified it on the way.
+ */
+function startDownloads(plan: Plan, { fetcher, mirrors, client }: { fetcher: Fetcher; mirrors: Mirrors; client: RegistryClient }): Map<string, Promise<boolean>> {
+  const downloads = new Map<string, Promise<boolean>>();
+  const add = (digest: string, fetch: () => Promise<FetchResult>): void => {
+    const hex = sha256Hex(digest);
+    if (downloads.has(hex)) return;
+    const download = fetch().then(() => fetcher.downloadedAndVerified(hex));
+    download.catch(() => undefined); // the packer (or the settling after it) takes every outcome
+    downloads.set(hex, download);
+  };
+  for (const d of plan.debs) {
+    add(d.record.sha256, () => fetcher.fetchToCache({ url: resolveUrl(mirrors, d.upstreamUrl), expected: { sha256: d.record.sha256, size: d.record.size }, label: debLabel(d.record.name, d.record.version, d.upstreamUrl) }));
+  }
+  // by the digests resolved (and locked) above: a tag moving meanwhile cannot mix versions
+  for (const image of plan.images) for (const blob of image.blobs) add(blob.digest, () => client.downloadBlob(image.reference, blob));
+  return downloads;
 }
 
 interface ResolveContext {
@@ -197,6 +221,7 @@ interface ResolveContext {
   runtimes: Runtime[];
   mirrors: Mirrors;
   fetcher: Fetcher;
+  client: RegistryClient;
   trusted: openpgp.PublicKey[];
   extraImages: string[];
   ha: boolean;
@@ -235,8 +260,16 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   const scansByArch = new Map(arches.map((arch) => [arch, indexScans(ctx, arch, reposByArch.get(arch) ?? [], request)]));
   const debs = new Map<string, Deb>();
   const platforms = arches.map((a) => parsePlatform(`linux/${a}`));
-  const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
-  const pullImages = (refs: string[]) => Promise.all(refs.map((ref) => client.pull(ref, platforms, { layers: !ctx.dryRun })));
+  const { client } = ctx;
+  // each image is resolved (its manifests); outside a dry run its blobs then start downloading, not awaited here
+  const pullImages = (refs: string[]) =>
+    Promise.all(
+      refs.map(async (ref) => {
+        const image = await client.pull(ref, platforms, { layers: false });
+        if (!ctx.dryRun) for (const blob of image.blobs) client.downloadBlob(image.reference, blob).catch(() => undefined);
+        return image;
+      }),
+    );
   let earlyImages: ReturnType<typeof settled<PulledImage[]>>;
   try {
     await scansByArch.get(arches[0] as Arch)?.startDownloads();
@@ -454,15 +487,9 @@ function lockOf(plan: Plan): LockFile {
   return { apiVersion: 'kube-bundle.dev/v1alpha1', kind: 'Lock', kubernetesVersion: plan.version.tag, target: plan.target.name, arches: plan.arches, runtimes: plan.runtimes, artifacts };
 }
 
-/** Every file of the bundle, and its bundle.yaml. */
-async function assemble(
-  plan: Plan,
-  images: PulledImage[],
-  cache: BlobCache,
-  verified: (sha256: string) => boolean,
-  signingKey: openpgp.PrivateKey | undefined,
-  date: Date,
-): Promise<{ entries: PackEntry[]; manifest: ManifestContent }> {
+/** Every file of the bundle (each from the cache with its sha256 and size), and its bundle.yaml. */
+async function assemble(plan: Plan, cache: BlobCache, signingKey: openpgp.PrivateKey | undefined, date: Date): Promise<{ entries: PackEntry[]; manifest: ManifestContent }> {
+  const images = plan.images;
   const repoPackages: RepoPackage[] = plan.debs.map((d) => ({
     filename: d.bundleName,
     control: parseControlStanza(d.record.stanza, d.upstreamUrl).filter(([name]) => !/^(filename|size|md5sum|sha1|sha256|sha512|description-md5)$/i.test(name)),
@@ -471,13 +498,11 @@ async function assemble(
   }));
   const repoFiles = await renderFlatRepo(repoPackages, { origin: 'kube-bundle', label: 'kube-bundle', suite: 'stable', date, ...(signingKey ? { signingKey } : {}) }, PACKAGES_DIR);
   const layout = buildLayout(images, cache);
-  // what came over the network in this build was hashed on the way in: the packer need not read it twice
-  const known = (sha256: string) => ({ sha256, verified: verified(sha256) });
   const entries: PackEntry[] = [
-    ...plan.debs.map((d) => ({ path: packageFile(d.bundleName), source: { file: cache.blobPath(d.record.sha256) }, ...known(d.record.sha256) })),
+    ...plan.debs.map((d) => ({ path: packageFile(d.bundleName), source: { file: cache.blobPath(d.record.sha256) }, sha256: d.record.sha256, size: d.record.size })),
     ...repoFiles.map((f) => ({ path: `${PACKAGES_DIR}/${f.name}`, source: { bytes: f.bytes } })),
-    ...layout.map((e) => ({ path: `${IMAGES_DIR}/${e.path}`, source: e.source, ...('file' in e.source ? known(basename(e.path)) : {}) })),
-    ...plan.files.map((f) => ({ path: f.path, source: { file: f.cachePath }, ...known(f.sha256) })),
+    ...layout.map((e) => ({ path: `${IMAGES_DIR}/${e.path}`, source: e.source, ...('file' in e.source ? { sha256: basename(e.path), size: e.size } : {}) })),
+    ...plan.files.map((f) => ({ path: f.path, source: { file: f.cachePath }, sha256: f.sha256, size: f.size })),
   ];
   const packages: PackageComponent[] = plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, filename: packageFile(d.bundleName), size: d.record.size, sha256: d.record.sha256, url: d.upstreamUrl }));
   const imageComponents: ImageComponent[] = images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: i.manifests.map(platformText), size: imageSize(i) }));
@@ -509,34 +534,44 @@ function bundleKey(entries: PackEntry[], manifest: ManifestContent, date: Date, 
   return hash.digest('hex');
 }
 
-async function reuseBundle(cache: BlobCache, key: string, output: string): Promise<{ sha256: string; size: number } | undefined> {
-  const sha256 = (await cache.readDerived('bundle', key))?.toString('utf8').trim();
-  if (!sha256 || !/^[0-9a-f]{64}$/.test(sha256)) return undefined;
-  const size = await cache.sizeOf(sha256);
-  if (size === undefined) return undefined;
+/** The bundle kept under `key` by an earlier build, linked (or copied) to `output`; undefined when there is none. */
+async function reuseBundle(cache: BlobCache, key: string, output: string): Promise<{ size: number } | undefined> {
+  const kept = await cache.derivedFile(KEPT_BUNDLE, key);
+  let size: number;
+  try {
+    size = (await stat(kept)).size;
+  } catch {
+    return undefined;
+  }
   const partial = `${output}.partial`;
   await rm(partial, { force: true });
   try {
-    await link(cache.blobPath(sha256), partial);
+    await link(kept, partial);
   } catch {
-    await copyFile(cache.blobPath(sha256), partial);
+    await copyFile(kept, partial);
   }
   await rename(partial, output);
   await rm(partial, { force: true }); // rename does nothing when both names are links to one file already
-  return { sha256, size };
+  return { size };
 }
 
-async function packAndKeep(cache: BlobCache, key: string, options: Parameters<typeof packBundle>[0]): Promise<{ sha256: string; size: number }> {
+/** Pack, and keep the bundle in the cache under `key` (a hard link: no second copy on disk). */
+async function packAndKeep(cache: BlobCache, key: string, options: Parameters<typeof packBundle>[0]): Promise<{ size: number }> {
   const packed = await packBundle(options);
+  const partial = await cache.partialPath();
   try {
-    await mkdir(dirname(cache.blobPath(packed.sha256)), { recursive: true });
-    if ((await cache.sizeOf(packed.sha256)) === undefined) await link(options.output, cache.blobPath(packed.sha256));
-    await cache.writeDerived('bundle', key, Buffer.from(packed.sha256 + '\n'));
+    const kept = await cache.derivedFile(KEPT_BUNDLE, key);
+    await link(options.output, partial);
+    await rename(partial, kept);
   } catch {
     // another file system than the cache (a link is impossible): not worth a second copy of the bundle
+    await rm(partial, { force: true });
   }
   return packed;
 }
+
+/** The derived-data kind under which packed bundles are kept (see bundleKey). */
+const KEPT_BUNDLE = 'bundle-file';
 
 /** What the installer runs on the hosts: the host-side scripts of this release and the registry seed plan. */
 function installerFiles(images: PulledImage[]): { path: string; url: string; bytes: Buffer; mode: number }[] {

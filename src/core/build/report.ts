@@ -26,7 +26,7 @@ export function formatBuildResult(r: BuildResult): string {
   }
   return [
     head,
-    `Wrote ${r.output} (${formatBytes(r.size ?? 0)}, sha256 ${r.sha256})\n`,
+    `Wrote ${r.output} (${formatBytes(r.size ?? 0)})\n`,
     `  ${r.packages.length} packages, ${r.images.length} images, ${r.files.length} files; ${r.signer ? `signed by ${r.signer}` : 'UNSIGNED'}\n`,
     `  lock file: ${r.lockFile}\n`,
     `  downloaded ${formatBytes(r.fetch.bytesFetched)} (+ ${formatBytes(r.fetch.metadataBytesFetched)} of signed indexes), from cache ${formatBytes(r.fetch.bytesFromCache)}, in ${r.seconds.toFixed(1)}s\n`,

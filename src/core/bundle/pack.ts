@@ -9,18 +9,23 @@
  *
  * SHA256SUMS goes first, so each file's hash is needed before the tar is started. Files are hashed in a first
  * pass unless the caller passes a hash it already knows (a content-addressed cache), which saves that read; every
- * file is hashed again as it is copied and must match, so a wrong hint or a file changed meanwhile is caught.
+ * file is hashed again as it is copied and must match (unless the caller has just verified it, see `verified`),
+ * so a wrong hint or a file changed meanwhile is caught.
+ *
+ * Packing while downloading: an entry may still be on its way (`ready`), with its size and sha256 known from an
+ * index or manifest. Every member's place in the tar follows from the sizes alone, so the packer writes the
+ * headers and small files at once and copies each file to its place as soon as it is there, while the rest still
+ * downloads: when the last download ends, only that file is left to copy.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import type * as openpgp from 'openpgp';
 import { diskFullError, UserError } from '../../util/errors.js';
-import { FileWriter } from '../cache.js';
 import { fingerprintOf, signDetached } from '../pgp.js';
 import { completeManifest, manifestMismatches, manifestToYaml, type BundleManifest, type ManifestContent } from './manifest.js';
 import { comparePaths, LEADING_FILES, MANIFEST_FILE, parentDirs, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
 import { formatSums, sha256File } from './sums.js';
-import { encodeHeader, endOfArchive, paddingFor, type HeaderFields } from './tar.js';
+import { encodeHeader, endOfArchive, paddingFor } from './tar.js';
 
 export interface PackEntry {
   /** path in the bundle, e.g. packages/kubeadm_1.32.3-1.1_amd64.deb */
@@ -35,6 +40,13 @@ export interface PackEntry {
    * packer does not hash it again; only its size is checked. Saves a second pass over every byte of a fresh build.
    */
   verified?: boolean;
+  /**
+   * The file is still being fetched: the packer copies it once this settles (true: the fetch verified it, as
+   * `verified` says), and fails with its error if it rejects. Needs `sha256` and `size`.
+   */
+  ready?: Promise<boolean>;
+  /** the file's size, when it is not there yet to be measured (with `ready`) */
+  size?: number;
 }
 
 export interface PackOptions {
@@ -49,8 +61,7 @@ export interface PackOptions {
 }
 
 export interface PackResult {
-  /** sha256 of the bundle file */
-  sha256: string;
+  /** of the bundle file */
   size: number;
   manifest: BundleManifest;
 }
@@ -64,12 +75,18 @@ interface Member {
   source: PackEntry['source'] | null;
   /** see PackEntry.verified */
   verified?: boolean;
+  /** see PackEntry.ready */
+  ready?: Promise<boolean>;
 }
 
 const COPY_CHUNK = 1 << 20;
+/** files copied into the tar at once: enough to keep the disk busy while downloads finish one after another */
+const PARALLEL_COPIES = 2;
 const MAX_MTIME = 8 ** 11 - 1;
 
 export async function packBundle(options: PackOptions): Promise<PackResult> {
+  // taken when the copying starts; a fetch failing before then is not an unhandled rejection meanwhile
+  for (const entry of options.entries) entry.ready?.catch(() => undefined);
   checkEntries(options.entries, options.mtime);
   const files = await digestEntries(options.entries);
   const signer = options.signingKey ? fingerprintOf(options.signingKey) : null;
@@ -87,8 +104,8 @@ export async function packBundle(options: PackOptions): Promise<PackResult> {
     manifestMember,
     ...withDirectories(files),
   ];
-  const written = await writeAtomically(options.output, (handle) => writeTar(handle, members, options.mtime));
-  return { ...written, manifest };
+  const size = await writeAtomically(options.output, (handle) => writeTar(handle, members, options.mtime));
+  return { size, manifest };
 }
 
 function checkEntries(entries: readonly PackEntry[], mtime: Date): void {
@@ -108,7 +125,7 @@ function checkEntries(entries: readonly PackEntry[], mtime: Date): void {
   }
 }
 
-/** Size and sha256 of every entry: from memory, from the caller's hint plus a stat, or by reading the file. */
+/** Size and sha256 of every entry: from memory, from the caller's hint plus a stat (or its size), or by reading the file. */
 async function digestEntries(entries: readonly PackEntry[]): Promise<Member[]> {
   const members: Member[] = [];
   for (const entry of entries) {
@@ -118,6 +135,11 @@ async function digestEntries(entries: readonly PackEntry[]): Promise<Member[]> {
       continue;
     }
     const file = entry.source.file;
+    if (entry.ready) {
+      if (!entry.sha256 || entry.size === undefined) throw new Error(`cannot pack '${entry.path}' before it is there without its sha256 and size`);
+      members.push({ path: entry.path, type: 'file', mode, sha256: entry.sha256, size: entry.size, source: entry.source, ready: entry.ready });
+      continue;
+    }
     const digest = entry.sha256 ? { sha256: entry.sha256, size: (await statOrThrow(file, entry.path)).size } : await hashOrThrow(file, entry.path);
     members.push({ path: entry.path, type: 'file', mode, ...digest, source: entry.source, verified: entry.sha256 !== undefined && entry.verified === true });
   }
@@ -160,7 +182,7 @@ function withDirectories(files: readonly Member[]): Member[] {
   return [...dirMembers, ...files].sort((a, b) => comparePaths(a.path, b.path));
 }
 
-async function writeAtomically(output: string, write: (handle: FileHandle) => Promise<{ sha256: string; size: number }>): Promise<{ sha256: string; size: number }> {
+async function writeAtomically(output: string, write: (handle: FileHandle) => Promise<number>): Promise<number> {
   const partial = `${output}.partial`;
   let handle: FileHandle;
   try {
@@ -169,11 +191,11 @@ async function writeAtomically(output: string, write: (handle: FileHandle) => Pr
     throw new UserError(`cannot write ${partial}: ${(err as Error).message}`);
   }
   try {
-    const result = await write(handle);
+    const size = await write(handle);
     await handle.sync();
     await handle.close();
     await rename(partial, output);
-    return result;
+    return size;
   } catch (err) {
     await handle.close().catch(() => undefined);
     await rm(partial, { force: true });
@@ -181,30 +203,130 @@ async function writeAtomically(output: string, write: (handle: FileHandle) => Pr
   }
 }
 
-/** Write the members in order and return the sha256 and size of everything written. */
-async function writeTar(handle: FileHandle, members: readonly Member[], mtime: Date): Promise<{ sha256: string; size: number }> {
-  const out = new HashingWriter(handle);
+/**
+ * Write the members, each at the place the sizes before it give it: headers, directories and bytes at once, files
+ * as they become ready (PARALLEL_COPIES at a time, in the order they do). Returns the size of the tar. On a
+ * failure, waits for the copies under way before throwing the first error, so nothing writes to the file after.
+ */
+async function writeTar(handle: FileHandle, members: readonly Member[], mtime: Date): Promise<number> {
+  const placed: { member: Member; offset: number }[] = [];
+  const head: { bytes: Uint8Array; offset: number }[] = [];
+  let offset = 0;
   for (const member of members) {
-    const fields: HeaderFields = { path: member.path, type: member.type, size: member.size, mode: member.mode, mtime };
-    await out.write(encodeHeader(fields));
-    if (member.source && 'bytes' in member.source) await out.write(member.source.bytes);
-    else if (member.source) await copyFile(member.source.file, member, out);
-    await out.write(Buffer.alloc(paddingFor(member.size)));
+    const header = encodeHeader({ path: member.path, type: member.type, size: member.size, mode: member.mode, mtime });
+    head.push({ bytes: header, offset });
+    offset += header.length;
+    if (member.source && 'bytes' in member.source) head.push({ bytes: member.source.bytes, offset });
+    else if (member.source) placed.push({ member, offset });
+    offset += member.size + paddingFor(member.size);
   }
-  await out.write(endOfArchive());
-  await out.drain();
-  return { sha256: out.hash.digest('hex'), size: out.size };
+  const end = endOfArchive();
+  head.push({ bytes: end, offset });
+  const size = offset + end.length;
+  // padding is zeros, which the file has wherever nothing is written
+  await handle.truncate(size);
+  await writeAt(handle, head);
+
+  const queue = new ReadyQueue(placed);
+  const copier = async (): Promise<void> => {
+    for (let next = await queue.take(); next; next = await queue.take()) {
+      try {
+        await copyFile(handle, next.member, next.offset, next.verified);
+      } catch (err) {
+        queue.fail(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_COPIES, placed.length) }, copier));
+  queue.throwFailure();
+  return size;
+}
+
+interface Placed {
+  member: Member;
+  offset: number;
 }
 
 /**
- * Copy exactly `member.size` bytes of `file`, checking that they still hash to `member.sha256` (unless the caller
- * has just verified them). The next piece is read while the current one is hashed and written, so the disk and
- * the hashing overlap.
+ * The files to copy, handed out in the order they become ready, each once, with whether its fetch verified it.
+ * The first failure (a fetch's, or a copy's given to `fail`) stops the handing out and is what `throwFailure` throws.
  */
-async function copyFile(file: string, member: Member, out: HashingWriter): Promise<void> {
-  const handle = await open(file, 'r');
+class ReadyQueue {
+  private readonly ready: (Placed & { verified: boolean })[] = [];
+  private left: number;
+  private failure: { err: unknown } | undefined;
+  private waiters: (() => void)[] = [];
+
+  constructor(items: readonly Placed[]) {
+    this.left = items.length;
+    for (const item of items) {
+      const { ready, verified } = item.member;
+      if (!ready) this.ready.push({ ...item, verified: verified === true });
+      else
+        ready.then(
+          (fetchVerified) => this.push({ ...item, verified: fetchVerified }),
+          (err: unknown) => this.fail(err),
+        );
+    }
+  }
+
+  /** The next file to copy; undefined once all were handed out, or after a failure. */
+  async take(): Promise<(Placed & { verified: boolean }) | undefined> {
+    for (;;) {
+      if (this.failure || this.left === 0) return undefined;
+      const next = this.ready.shift();
+      if (next) {
+        this.left--;
+        return next;
+      }
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  fail(err: unknown): void {
+    this.failure ??= { err };
+    this.signal();
+  }
+
+  throwFailure(): void {
+    if (this.failure) throw this.failure.err;
+  }
+
+  private push(item: Placed & { verified: boolean }): void {
+    this.ready.push(item);
+    this.signal();
+  }
+
+  /** Every copier waiting looks again. */
+  private signal(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/** Write each piece at its offset. */
+async function writeAt(handle: FileHandle, pieces: readonly { bytes: Uint8Array; offset: number }[]): Promise<void> {
+  for (const { bytes, offset } of pieces) {
+    for (let done = 0; done < bytes.length; ) {
+      const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+}
+
+/**
+ * Copy exactly `member.size` bytes of its file to `offset` in the tar, checking that they still hash to
+ * `member.sha256` (unless the fetch that brought them has just verified them). The next piece is read while the
+ * current one is hashed and written, so the disk and the hashing overlap.
+ */
+async function copyFile(out: FileHandle, member: Member, offset: number, verified: boolean): Promise<void> {
+  const file = (member.source as { file: string }).file;
+  const handle = await open(file, 'r').catch((err: unknown) => {
+    throw new UserError(`cannot read ${file} (for ${member.path} in the bundle): ${(err as Error).message}`);
+  });
   try {
-    const hash = member.verified ? undefined : createHash('sha256');
+    const hash = verified ? undefined : createHash('sha256');
     const readAhead = (at: number): Promise<Buffer> => {
       const read = readPiece(handle, Math.min(COPY_CHUNK, member.size - at), at);
       read.catch(() => undefined); // awaited below; never an unhandled rejection if the loop stops first
@@ -214,10 +336,11 @@ async function copyFile(file: string, member: Member, out: HashingWriter): Promi
     let next = member.size > 0 ? readAhead(0) : undefined;
     while (next) {
       const piece = await next;
+      const at = copied;
       copied += piece.length;
       next = piece.length > 0 && copied < member.size ? readAhead(copied) : undefined;
       hash?.update(piece);
-      await out.write(piece);
+      await writeAt(out, [{ bytes: piece, offset: offset + at }]);
     }
     const { size } = await handle.stat();
     if (copied !== member.size || size !== member.size || (hash && hash.digest('hex') !== member.sha256)) {
@@ -236,27 +359,4 @@ async function readPiece(handle: FileHandle, length: number, position: number): 
   const buffer = Buffer.allocUnsafe(length);
   const { bytesRead } = await handle.read(buffer, 0, length, position);
   return buffer.subarray(0, bytesRead);
-}
-
-/** Hashes everything written on its way to the file (see FileWriter: writes overlap with reading and hashing). */
-class HashingWriter {
-  readonly hash: Hash = createHash('sha256');
-  size = 0;
-  private readonly file: FileWriter;
-
-  constructor(handle: FileHandle) {
-    this.file = new FileWriter(handle);
-  }
-
-  /** The bytes must not change afterwards. */
-  async write(bytes: Uint8Array): Promise<void> {
-    this.hash.update(bytes);
-    this.size += bytes.length;
-    await this.file.write(bytes);
-  }
-
-  /** Wait until everything is written; throws the first write error. */
-  drain(): Promise<void> {
-    return this.file.finish();
-  }
 }

@@ -124,6 +124,14 @@ export class RegistryClient {
     return { reference: repo.name, descriptor: top.descriptor, manifests, blobs: [...blobs.values()] };
   }
 
+  /**
+   * Download one blob of an image `pull` described (into the cache; a blob there already, or on its way, is not
+   * fetched twice): how a build fetches the layers of images it resolved without them.
+   */
+  downloadBlob(reference: string, blob: Descriptor): Promise<FetchResult> {
+    return this.fetchBlob(this.repo(parseReference(reference)), blob);
+  }
+
   private repo(ref: ImageReference): Repo {
     const endpoint = (this.endpoints[ref.registry] ?? defaultEndpoint(ref.registry)).replace(/\/+$/, '');
     return { ref, name: formatReference(ref), base: `${endpoint}/v2/${ref.repository}`, authKey: `${new URL(endpoint).origin} ${ref.repository}` };
