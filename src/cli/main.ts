@@ -26,4 +26,9 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.exitCode = await main(process.argv);
+const code = await main(process.argv);
+// A failed build may leave downloads under way that it started early (image blobs, packages asked for by name) for
+// work it never got to. Their partial files stay in the cache for the next run to resume, as after Ctrl-C; waiting
+// for them would only hold the error back. (stdout and stderr are synchronous on Linux: nothing printed is lost.)
+if (code !== 0) process.exit(code);
+process.exitCode = code;

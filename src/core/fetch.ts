@@ -70,8 +70,11 @@ export interface FetchRequest {
    * request that joins a download already under way, sees nothing. Whoever needs every byte must check that it saw
    * them all, and read the cache file otherwise. Must not throw.
    */
-  onData?: (chunk: Buffer, offset: number) => void;
+  onData?: DataWatcher;
 }
+
+/** Sees a piece of a download's body and its offset in the file (FetchRequest.onData, Fetcher.watch). */
+export type DataWatcher = (chunk: Buffer, offset: number) => void;
 
 export interface FetchResult {
   /** The cache file, named by its sha256. */
@@ -242,6 +245,7 @@ export class Fetcher {
   private readonly onProgress: ((event: ProgressEvent) => void) | undefined;
   private readonly inFlight = new Map<string, Promise<FetchResult>>();
   private readonly verifiedNow = new Set<string>();
+  private readonly watchers = new Map<string, Set<DataWatcher>>();
   private readonly counters: FetchStats = { bytesFetched: 0, metadataBytesFetched: 0, bytesFromCache: 0, itemsFetched: 0, itemsFromCache: 0 };
   private aggregate = { done: 0, total: 0 };
 
@@ -264,6 +268,25 @@ export class Fetcher {
    */
   downloadedAndVerified(sha256: string): boolean {
     return this.verifiedNow.has(sha256Hex(sha256));
+  }
+
+  /**
+   * See the body of the download of `sha256` as onData does, from the next piece on: of a download under way, or of
+   * one yet to start (a cache hit shows nothing). Returns the function that stops watching. Whoever watches must
+   * not throw, and must check what it saw against the download's outcome (see FetchRequest.onData).
+   */
+  watch(sha256: string, watcher: DataWatcher): () => void {
+    const hex = sha256Hex(sha256);
+    let set = this.watchers.get(hex);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(hex, set);
+    }
+    set.add(watcher);
+    return () => {
+      set.delete(watcher);
+      if (set.size === 0 && this.watchers.get(hex) === set) this.watchers.delete(hex);
+    };
   }
 
   /** openUrl with this fetcher's timeouts. */
@@ -367,7 +390,7 @@ export class Fetcher {
     const hash = offset > 0 && resume ? resume.hash : createHash('sha256');
     item.start(offset, offset === 0 ? contentLength(res) : undefined);
 
-    const received = await this.writeBody(request, res, partial, offset, hash, item);
+    const received = await this.writeBody(request, res, partial, offset, hash, item, hex);
     return this.finish(request, hex, partial, hash, offset + received, received, offset > 0);
   }
 
@@ -377,7 +400,7 @@ export class Fetcher {
    * on (pipeline would drop buffered chunks), so the resume starts exactly where the network stopped. The writes
    * overlap with receiving and hashing (see FileWriter).
    */
-  private async writeBody(request: FetchRequest, res: HttpResponse, partial: string, offset: number, hash: Hash, item: ItemProgress): Promise<number> {
+  private async writeBody(request: FetchRequest, res: HttpResponse, partial: string, offset: number, hash: Hash, item: ItemProgress, hex: string | undefined): Promise<number> {
     const { size } = request.expected;
     const file = new FileWriter(await open(partial, offset > 0 ? 'a' : 'w'));
     let received = 0;
@@ -388,6 +411,8 @@ export class Fetcher {
         }
         hash.update(chunk);
         request.onData?.(chunk, offset + received);
+        const watchers = hex === undefined ? undefined : this.watchers.get(hex); // who watches may start mid-way
+        if (watchers) for (const watch of watchers) watch(chunk, offset + received);
         await file.write(chunk);
         received += chunk.length;
         this.counters.bytesFetched += chunk.length;

@@ -170,6 +170,46 @@ test('files still on their way are packed as they arrive, in any order, into the
   assert.equal(result.size, (await stat(plain)).size);
 });
 
+test('a download under way is written to its place as it arrives; only what was not seen is read from the file', async (t) => {
+  const dir = await tempDir(t);
+  const plain = await packFixture(dir, key, 'plain.tar');
+  const { entries, manifest } = await fixture(dir);
+  const disk = entries.find((e) => e.path === FROM_DISK) as PackEntry & { source: { file: string } };
+  const good = await readFile(disk.source.file);
+
+  /** Pack with FROM_DISK still downloading; `deliver` plays the download's pieces once the packer watches. */
+  async function packFollowing(name: string, deliver: (watcher: (chunk: Buffer, at: number) => void) => void): Promise<Buffer> {
+    let watcher: ((chunk: Buffer, at: number) => void) | undefined;
+    let arrive!: (verified: boolean) => void;
+    const ready = new Promise<boolean>((resolve) => (arrive = resolve));
+    const follow = (w: (chunk: Buffer, at: number) => void) => {
+      watcher = w;
+      return () => (watcher = undefined);
+    };
+    const following = entries.map((e) => (e.path === FROM_DISK ? { ...e, size: good.length, ready, follow } : e));
+    const output = join(dir, name);
+    const packing = packBundle({ output, entries: following, manifest, mtime: MTIME, signingKey: key.secret });
+    for (let i = 0; i < 100 && !watcher; i++) await new Promise((resolve) => setTimeout(resolve, 1));
+    assert.ok(watcher, 'the packer watches the download');
+    deliver(watcher);
+    arrive(true);
+    await packing;
+    return readFile(output);
+  }
+
+  // a first attempt that sent wrong bytes, then a restart from 0 with the right ones, in pieces
+  const restarted = await packFollowing('restarted.tar', (watch) => {
+    watch(Buffer.alloc(1000, 0x58), 0);
+    for (let at = 0; at < good.length; at += 700) watch(good.subarray(at, at + 700), at);
+  });
+  assert.ok(restarted.equals(await readFile(plain)));
+
+  // watched from byte 1200 on: the rest of the file is not read, so what the disk has there does not matter
+  await writeFile(disk.source.file, Buffer.concat([good.subarray(0, 1200), Buffer.alloc(good.length - 1200, 0x21)]));
+  const midway = await packFollowing('midway.tar', (watch) => watch(good.subarray(1200), 1200));
+  assert.ok(midway.equals(await readFile(plain)), 'the first 1200 bytes from the file, the rest as the download brought it');
+});
+
 test('a file whose fetch fails fails the packing with that error, and leaves no output or partial file', async (t) => {
   const dir = await tempDir(t);
   const { entries, manifest } = await fixture(dir);

@@ -94,6 +94,33 @@ describe('fetchToCache', () => {
     assert.equal(next, data.length);
   });
 
+  test('watch shows a download under way from the next piece on, until told to stop', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const half = Math.floor(data.length / 2);
+    const s = await server((_req, res) => {
+      res.writeHead(200, { 'content-length': data.length });
+      res.write(data.subarray(0, half));
+      void released.then(() => res.end(data.subarray(half)));
+    });
+    const fetcher = newFetcher();
+    const seen: [number, number][] = [];
+    let firstPieces = 0;
+    const download = fetcher.fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length }, onData: () => firstPieces++ });
+    while (firstPieces === 0) await delay(5);
+    const stop = fetcher.watch(`sha256:${hex}`, (chunk, offset) => seen.push([offset, chunk.length]));
+    release();
+    await download;
+    stop();
+    assert.ok(seen.length > 0 && (seen[0] as [number, number])[0] > 0, 'it starts mid-way, at the next piece');
+    let next = (seen[0] as [number, number])[0];
+    for (const [offset, length] of seen) {
+      assert.equal(offset, next);
+      next += length;
+    }
+    assert.equal(next, data.length);
+  });
+
   test('without an expected digest the content is stored under the sha256 it turns out to have', async () => {
     const s = await server((req, res) => serveBytes(req, res, data));
     const result = await newFetcher().fetchToCache({ url: `${s.base}/x`, expected: {} });

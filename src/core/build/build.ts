@@ -181,7 +181,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const downloads = startDownloads(plan, { fetcher, mirrors, client });
     const packing = entries.map((entry): PackEntry => {
       const ready = entry.sha256 === undefined ? undefined : downloads.get(entry.sha256);
-      if (ready) return { ...entry, ready };
+      const sha256 = entry.sha256 as string;
+      if (ready) return { ...entry, ready, follow: (watcher) => fetcher.watch(sha256, watcher) };
       return entry.sha256 === undefined ? entry : { ...entry, verified: fetcher.downloadedAndVerified(entry.sha256) };
     });
     // every download is done once the packing is (a failed one fails it, with its error)

@@ -47,6 +47,12 @@ export interface PackEntry {
   ready?: Promise<boolean>;
   /** the file's size, when it is not there yet to be measured (with `ready`) */
   size?: number;
+  /**
+   * With `ready`: watch the download's body from its next piece on (returns the function that stops watching).
+   * The packer then writes the pieces to the file's place in the tar as they arrive, and once `ready` says the
+   * fetch verified the file, copies only what it did not see; a big layer is not read back whole.
+   */
+  follow?: (watcher: (chunk: Buffer, offset: number) => void) => () => void;
 }
 
 export interface PackOptions {
@@ -77,6 +83,8 @@ interface Member {
   verified?: boolean;
   /** see PackEntry.ready */
   ready?: Promise<boolean>;
+  /** see PackEntry.follow */
+  follow?: PackEntry['follow'];
 }
 
 const COPY_CHUNK = 1 << 20;
@@ -137,7 +145,7 @@ async function digestEntries(entries: readonly PackEntry[]): Promise<Member[]> {
     const file = entry.source.file;
     if (entry.ready) {
       if (!entry.sha256 || entry.size === undefined) throw new Error(`cannot pack '${entry.path}' before it is there without its sha256 and size`);
-      members.push({ path: entry.path, type: 'file', mode, sha256: entry.sha256, size: entry.size, source: entry.source, ready: entry.ready });
+      members.push({ path: entry.path, type: 'file', mode, sha256: entry.sha256, size: entry.size, source: entry.source, ready: entry.ready, follow: entry.follow });
       continue;
     }
     const digest = entry.sha256 ? { sha256: entry.sha256, size: (await statOrThrow(file, entry.path)).size } : await hashOrThrow(file, entry.path);
@@ -223,6 +231,8 @@ async function writeTar(handle: FileHandle, members: readonly Member[], mtime: D
   const end = endOfArchive();
   head.push({ bytes: end, offset });
   const size = offset + end.length;
+  // downloads under way are written to their places as they arrive, from now on
+  const tees = new Map(placed.filter((p) => p.member.follow).map((p) => [p, new Tee(handle, p)]));
   // padding is zeros, which the file has wherever nothing is written
   await handle.truncate(size);
   await writeAt(handle, head);
@@ -231,15 +241,78 @@ async function writeTar(handle: FileHandle, members: readonly Member[], mtime: D
   const copier = async (): Promise<void> => {
     for (let next = await queue.take(); next; next = await queue.take()) {
       try {
-        await copyFile(handle, next.member, next.offset, next.verified);
+        // what a tee wrote of a verified download need not be copied again: only the part before it
+        const teed = await tees.get(next)?.finish();
+        const unseen = next.verified && teed?.end === next.member.size ? teed.start : next.member.size;
+        await copyFile(handle, next.member, next.offset, next.verified, unseen);
       } catch (err) {
         queue.fail(err);
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_COPIES, placed.length) }, copier));
+  try {
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_COPIES, placed.length) }, copier));
+  } finally {
+    // nothing writes to the file once this returns
+    await Promise.all([...tees.values()].map((tee) => tee.finish().catch(() => undefined)));
+  }
   queue.throwFailure();
   return size;
+}
+
+/**
+ * Writes the pieces of a download under way to the file's place in the tar as they arrive, gathered into writes of
+ * about a MiB (the network hands out 16-64 KiB pieces), one at a time. What it wrote is one run of the file's bytes,
+ * [start, end): a download that restarts or resumes elsewhere begins a new run (earlier pieces at the same places
+ * are overwritten, or were the same bytes: the content is addressed by its sha256 and verified).
+ */
+class Tee {
+  private start = 0;
+  private end = -1;
+  private batch: Buffer[] = [];
+  private batchAt = 0;
+  private batchBytes = 0;
+  private writes: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  private readonly stop: () => void;
+
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly place: Placed,
+  ) {
+    const follow = place.member.follow as NonNullable<Member['follow']>;
+    this.stop = follow((chunk, at) => {
+      if (at !== this.end) this.start = at;
+      this.end = at + chunk.length;
+      if (this.batchBytes > 0 && at !== this.batchAt + this.batchBytes) this.flush();
+      if (this.batchBytes === 0) this.batchAt = at;
+      this.batch.push(chunk);
+      this.batchBytes += chunk.length;
+      if (this.batchBytes >= COPY_CHUNK) this.flush();
+    });
+  }
+
+  /** Stop watching and wait for the writes; the run written. Throws a failed write's error. */
+  async finish(): Promise<{ start: number; end: number }> {
+    this.stop();
+    this.flush();
+    await this.writes;
+    if (this.failure !== undefined) throw this.failure;
+    return { start: this.start, end: this.end };
+  }
+
+  private flush(): void {
+    if (this.batchBytes === 0) return;
+    const pieces = this.batch;
+    const at = this.place.offset + this.batchAt;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.writes = this.writes
+      .then(() => writeAt(this.handle, [{ bytes: pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces), offset: at }]))
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      });
+  }
 }
 
 interface Placed {
@@ -316,34 +389,36 @@ async function writeAt(handle: FileHandle, pieces: readonly { bytes: Uint8Array;
 }
 
 /**
- * Copy exactly `member.size` bytes of its file to `offset` in the tar, checking that they still hash to
- * `member.sha256` (unless the fetch that brought them has just verified them). The next piece is read while the
- * current one is hashed and written, so the disk and the hashing overlap.
+ * Copy the first `length` bytes of the member's file (all of them by default) to `offset` in the tar, and check
+ * that the file has the member's size and, unless the fetch that brought it has just verified it, hashes to
+ * `member.sha256` (reading the rest of the file for that). The next piece is read while the current one is hashed
+ * and written, so the disk and the hashing overlap.
  */
-async function copyFile(out: FileHandle, member: Member, offset: number, verified: boolean): Promise<void> {
+async function copyFile(out: FileHandle, member: Member, offset: number, verified: boolean, length = member.size): Promise<void> {
   const file = (member.source as { file: string }).file;
   const handle = await open(file, 'r').catch((err: unknown) => {
     throw new UserError(`cannot read ${file} (for ${member.path} in the bundle): ${(err as Error).message}`);
   });
   try {
     const hash = verified ? undefined : createHash('sha256');
+    const toRead = verified ? length : member.size;
     const readAhead = (at: number): Promise<Buffer> => {
-      const read = readPiece(handle, Math.min(COPY_CHUNK, member.size - at), at);
+      const read = readPiece(handle, Math.min(COPY_CHUNK, toRead - at), at);
       read.catch(() => undefined); // awaited below; never an unhandled rejection if the loop stops first
       return read;
     };
     let copied = 0;
-    let next = member.size > 0 ? readAhead(0) : undefined;
+    let next = toRead > 0 ? readAhead(0) : undefined;
     while (next) {
       const piece = await next;
       const at = copied;
       copied += piece.length;
-      next = piece.length > 0 && copied < member.size ? readAhead(copied) : undefined;
+      next = piece.length > 0 && copied < toRead ? readAhead(copied) : undefined;
       hash?.update(piece);
-      await writeAt(out, [{ bytes: piece, offset: offset + at }]);
+      if (at < length) await writeAt(out, [{ bytes: piece.subarray(0, Math.min(piece.length, length - at)), offset: offset + at }]);
     }
     const { size } = await handle.stat();
-    if (copied !== member.size || size !== member.size || (hash && hash.digest('hex') !== member.sha256)) {
+    if (copied !== toRead || size !== member.size || (hash && hash.digest('hex') !== member.sha256)) {
       throw new UserError(
         `${file} (for ${member.path} in the bundle) changed while packing or does not match its expected sha256 ${member.sha256}`,
         'if it is in the download cache, delete it there and build again',
