@@ -54,15 +54,20 @@ export class BlobCache {
 
   /** Move a verified file into place. fsync first: a crash right after the rename must not leave a torn blob. */
   async commit(verifiedFile: string, sha256Hex: string): Promise<string> {
-    const handle = await open(verifiedFile, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
     const target = this.blobPath(sha256Hex);
-    await mkdir(this.blobsDir, { recursive: true });
-    await rename(verifiedFile, target);
+    try {
+      const handle = await open(verifiedFile, 'r+');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await mkdir(this.blobsDir, { recursive: true });
+      await rename(verifiedFile, target);
+    } catch (err) {
+      // a full disk may only show when the data is flushed
+      throw diskFullError(err, verifiedFile, 'the download cache');
+    }
     return target;
   }
 
@@ -97,10 +102,15 @@ export class BlobCache {
   }
 
   async recordAssetDigest(url: string, sha256Hex: string): Promise<void> {
-    await mkdir(path.dirname(this.urlEntry(url)), { recursive: true });
     const tmp = await this.partialPath();
-    await writeFile(tmp, checkHex(sha256Hex) + '\n');
-    await rename(tmp, this.urlEntry(url));
+    try {
+      await mkdir(path.dirname(this.urlEntry(url)), { recursive: true });
+      await writeFile(tmp, checkHex(sha256Hex) + '\n');
+      await rename(tmp, this.urlEntry(url));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw diskFullError(err, tmp, 'the download cache');
+    }
   }
 
   private urlEntry(url: string): string {

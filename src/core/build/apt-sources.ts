@@ -108,14 +108,23 @@ export async function kubernetesRepoKeys(fetcher: Fetcher, mirrors: Mirrors, rel
  * Verify a repository's InRelease and pick its Packages index for one architecture. The index itself is not read
  * here: its sha256 from the verified Release identifies it, which is all a cached resolution needs.
  */
-export async function verifyRepository(fetcher: Fetcher, mirrors: Mirrors, repo: RepoRef, arch: string, keys: openpgp.PublicKey[], now: Date): Promise<VerifiedRepo> {
+export async function verifyRepository(
+  fetcher: Fetcher,
+  mirrors: Mirrors,
+  repo: RepoRef,
+  arch: string,
+  keys: openpgp.PublicKey[] | Promise<openpgp.PublicKey[]>,
+  now: Date,
+): Promise<VerifiedRepo> {
   const inReleaseUrl = repo.releaseDir + 'InRelease';
+  // the keys may still be on their way (read, or fetched) while the InRelease file downloads
+  Promise.resolve(keys).catch(() => undefined); // their failure is reported below, or by whoever else waits for them
   const text = (
     await getSmall(fetcher, mirrors, inReleaseUrl, `${repo.label} InRelease`, () =>
       new UserError(`${repo.label}: no InRelease at ${resolveUrl(mirrors, inReleaseUrl)} (HTTP 404)`),
     )
   ).toString('utf8');
-  const verified = await verifyCleartext(text, keys, resolveUrl(mirrors, inReleaseUrl));
+  const verified = await verifyCleartext(text, await keys, resolveUrl(mirrors, inReleaseUrl));
   const release = parseRelease(verified.text, inReleaseUrl);
   assertReleaseCurrent(release, now);
   const index = pickIndexFile(release, packagesIndexPath(repo.component, arch), repo.releaseDir);

@@ -238,21 +238,24 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
 
   progress.step('Reading package indexes');
   const k8sDir = components.kubernetes.aptRepository.replace('{minor}', version.minorTag);
-  const k8sKeys = await kubernetesRepoKeys(fetcher, mirrors, k8sDir, components.kubernetes.signingKeys, ctx.trusted).catch((err: unknown) => {
-    throw noRepositoryFor(version, err);
-  });
-  const distroKeys = await distributionKeys(target);
+  // the keys are read while the InRelease files download: each is checked once both are there
+  const k8sKeys = kubernetesRepoKeys(fetcher, mirrors, k8sDir, components.kubernetes.signingKeys, ctx.trusted);
+  const distroKeys = distributionKeys(target);
   const k8sRepo: RepoRef = { label: `pkgs.k8s.io ${version.minorTag}`, releaseDir: k8sDir, baseUrl: k8sDir.replace(/\/$/, ''), component: undefined };
-  const reposByArch = new Map<Arch, VerifiedRepo[]>();
-  for (const arch of arches) {
-    const repos = [
-      { repo: k8sRepo, keys: k8sKeys },
-      ...distroRepos(target, arch).map((repo) => ({ repo, keys: distroKeys })),
-    ];
-    reposByArch.set(arch, await Promise.all(repos.map(({ repo, keys }) => verifyRepository(fetcher, mirrors, repo, arch, keys, now).catch((err: unknown) => {
-      throw repo === k8sRepo ? noRepositoryFor(version, err) : err;
-    }))));
-  }
+  const verified = await Promise.all(
+    arches.map(async (arch) => {
+      const repos = [
+        { repo: k8sRepo, keys: k8sKeys },
+        ...distroRepos(target, arch).map((repo) => ({ repo, keys: distroKeys })),
+      ];
+      const checked = await Promise.allSettled(repos.map(({ repo, keys }) => verifyRepository(fetcher, mirrors, repo, arch, keys, now)));
+      return checked.map((outcome, i) => {
+        if (outcome.status === 'fulfilled') return outcome.value;
+        throw repos[i]?.repo === k8sRepo ? noRepositoryFor(version, outcome.reason) : outcome.reason;
+      });
+    }),
+  );
+  const reposByArch = new Map(arches.map((arch, i) => [arch, verified[i] as VerifiedRepo[]]));
   progress.succeed();
 
   // The first architecture's indexes start downloading now (and its named packages once the scan knows their
