@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -208,6 +208,36 @@ test('a download under way is written to its place as it arrives; only what was 
   await writeFile(disk.source.file, Buffer.concat([good.subarray(0, 1200), Buffer.alloc(good.length - 1200, 0x21)]));
   const midway = await packFollowing('midway.tar', (watch) => watch(good.subarray(1200), 1200));
   assert.ok(midway.equals(await readFile(plain)), 'the first 1200 bytes from the file, the rest as the download brought it');
+});
+
+test('a download that outruns the disk is not held in memory: the packer stops following it and copies the file', async (t) => {
+  const dir = await tempDir(t);
+  const { manifest } = await fixture(dir);
+  const empty = { ...manifest, components: { packages: [], images: [], files: [] } };
+  const big = randomBytes(40 << 20);
+  const file = join(dir, 'big.bin');
+  await writeFile(file, big);
+  const entry = { path: 'images/blobs/sha256/big', source: { file }, sha256: sha256(big), size: big.length };
+  const plain = join(dir, 'plain.tar');
+  await packBundle({ output: plain, entries: [entry], manifest: empty, mtime: MTIME });
+
+  let watcher: ((chunk: Buffer, at: number) => void) | undefined;
+  let arrive!: (verified: boolean) => void;
+  const ready = new Promise<boolean>((resolve) => (arrive = resolve));
+  const output = join(dir, 'fast.tar');
+  const packing = packBundle({
+    output,
+    entries: [{ ...entry, ready, follow: (w) => ((watcher = w), () => (watcher = undefined)) }],
+    manifest: empty,
+    mtime: MTIME,
+  });
+  for (let i = 0; i < 100 && !watcher; i++) await new Promise((resolve) => setTimeout(resolve, 1));
+  // 40 MiB in one go, faster than any disk: were they all kept and written, the bundle would hold these X's
+  const wrong = Buffer.alloc(64 << 10, 0x58);
+  for (let at = 0; at < big.length && watcher; at += wrong.length) watcher(wrong, at);
+  arrive(true);
+  await packing;
+  assert.ok((await readFile(output)).equals(await readFile(plain)), 'the file was copied whole from the cache');
 });
 
 test('a file whose fetch fails fails the packing with that error, and leaves no output or partial file', async (t) => {

@@ -90,6 +90,8 @@ interface Member {
 const COPY_CHUNK = 1 << 20;
 /** files copied into the tar at once: enough to keep the disk busy while downloads finish one after another */
 const PARALLEL_COPIES = 2;
+/** how far the tar's disk may fall behind a download written to it as it arrives (see Tee) */
+const TEE_BACKLOG = 32 << 20;
 const MAX_MTIME = 8 ** 11 - 1;
 
 export async function packBundle(options: PackOptions): Promise<PackResult> {
@@ -232,7 +234,7 @@ async function writeTar(handle: FileHandle, members: readonly Member[], mtime: D
   head.push({ bytes: end, offset });
   const size = offset + end.length;
   // downloads under way are written to their places as they arrive, from now on
-  const tees = new Map(placed.filter((p) => p.member.follow).map((p) => [p, new Tee(handle, p)]));
+  const tees = new Map(placed.filter((p) => p.member.follow).map((p) => [p.member, new Tee(handle, p)]));
   // padding is zeros, which the file has wherever nothing is written
   await handle.truncate(size);
   await writeAt(handle, head);
@@ -242,7 +244,7 @@ async function writeTar(handle: FileHandle, members: readonly Member[], mtime: D
     for (let next = await queue.take(); next; next = await queue.take()) {
       try {
         // what a tee wrote of a verified download need not be copied again: only the part before it
-        const teed = await tees.get(next)?.finish();
+        const teed = await tees.get(next.member)?.finish();
         const unseen = next.verified && teed?.end === next.member.size ? teed.start : next.member.size;
         await copyFile(handle, next.member, next.offset, next.verified, unseen);
       } catch (err) {
@@ -264,7 +266,8 @@ async function writeTar(handle: FileHandle, members: readonly Member[], mtime: D
  * Writes the pieces of a download under way to the file's place in the tar as they arrive, gathered into writes of
  * about a MiB (the network hands out 16-64 KiB pieces), one at a time. What it wrote is one run of the file's bytes,
  * [start, end): a download that restarts or resumes elsewhere begins a new run (earlier pieces at the same places
- * are overwritten, or were the same bytes: the content is addressed by its sha256 and verified).
+ * are overwritten, or were the same bytes: the content is addressed by its sha256 and verified). Should the disk
+ * fall more than TEE_BACKLOG behind the network, it gives up (memory stays bounded) and the file is copied whole.
  */
 class Tee {
   private start = 0;
@@ -272,6 +275,9 @@ class Tee {
   private batch: Buffer[] = [];
   private batchAt = 0;
   private batchBytes = 0;
+  /** bytes taken in and not yet written */
+  private backlog = 0;
+  private gaveUp = false;
   private writes: Promise<void> = Promise.resolve();
   private failure: unknown;
   private readonly stop: () => void;
@@ -282,28 +288,38 @@ class Tee {
   ) {
     const follow = place.member.follow as NonNullable<Member['follow']>;
     this.stop = follow((chunk, at) => {
+      if (this.gaveUp) return;
+      if (this.backlog + chunk.length > TEE_BACKLOG) {
+        this.gaveUp = true;
+        this.batch = [];
+        this.batchBytes = 0;
+        this.stop();
+        return;
+      }
       if (at !== this.end) this.start = at;
       this.end = at + chunk.length;
       if (this.batchBytes > 0 && at !== this.batchAt + this.batchBytes) this.flush();
       if (this.batchBytes === 0) this.batchAt = at;
       this.batch.push(chunk);
       this.batchBytes += chunk.length;
+      this.backlog += chunk.length;
       if (this.batchBytes >= COPY_CHUNK) this.flush();
     });
   }
 
-  /** Stop watching and wait for the writes; the run written. Throws a failed write's error. */
+  /** Stop watching and wait for the writes; the run written (none when it gave up). Throws a failed write's error. */
   async finish(): Promise<{ start: number; end: number }> {
     this.stop();
     this.flush();
     await this.writes;
     if (this.failure !== undefined) throw this.failure;
-    return { start: this.start, end: this.end };
+    return this.gaveUp ? { start: 0, end: -1 } : { start: this.start, end: this.end };
   }
 
   private flush(): void {
     if (this.batchBytes === 0) return;
     const pieces = this.batch;
+    const bytes = this.batchBytes;
     const at = this.place.offset + this.batchAt;
     this.batch = [];
     this.batchBytes = 0;
@@ -311,6 +327,9 @@ class Tee {
       .then(() => writeAt(this.handle, [{ bytes: pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces), offset: at }]))
       .catch((err: unknown) => {
         this.failure ??= err;
+      })
+      .finally(() => {
+        this.backlog -= bytes;
       });
   }
 }
