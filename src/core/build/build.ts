@@ -180,10 +180,11 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     progress.step(`Downloading ${plan.debs.length} packages and ${plan.images.length} images into ${basename(output)}`);
     const downloads = startDownloads(plan, { fetcher, mirrors, client });
     const packing = entries.map((entry): PackEntry => {
-      const ready = entry.sha256 === undefined ? undefined : downloads.get(entry.sha256);
-      const sha256 = entry.sha256 as string;
+      const { sha256 } = entry;
+      if (sha256 === undefined) return entry;
+      const ready = downloads.get(sha256);
       if (ready) return { ...entry, ready, follow: (watcher) => fetcher.watch(sha256, watcher) };
-      return entry.sha256 === undefined ? entry : { ...entry, verified: fetcher.downloadedAndVerified(entry.sha256) };
+      return { ...entry, verified: fetcher.downloadedAndVerified(sha256) };
     });
     // every download is done once the packing is (a failed one fails it, with its error)
     packed = await packAndKeep(cache, key, { output, manifest, entries: packing, mtime: sourceDate, ...(signingKey ? { signingKey } : {}) });
@@ -204,7 +205,7 @@ function startDownloads(plan: Plan, { fetcher, mirrors, client }: { fetcher: Fet
     const hex = sha256Hex(digest);
     if (downloads.has(hex)) return;
     const download = fetch().then(() => fetcher.downloadedAndVerified(hex));
-    download.catch(() => undefined); // the packer (or the settling after it) takes every outcome
+    download.catch(() => undefined); // the packer takes every outcome
     downloads.set(hex, download);
   };
   for (const d of plan.debs) {
