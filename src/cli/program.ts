@@ -115,7 +115,7 @@ export function createProgram(): Command {
     .option('--ha', 'also carry haproxy and keepalived for a highly available control-plane address')
     .option('--cache <dir>', 'download cache (default $XDG_CACHE_HOME/kube-bundle)')
     .option('--concurrency <n>', 'parallel downloads', '8')
-    .option('--dry-run', 'print what would be fetched, with versions and sizes, and fetch nothing')
+    .option('--dry-run', 'print what would be fetched, with versions and sizes; reads only the package indexes, image manifests and release files')
     .option('--json', 'print a JSON summary')
     .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned')
     .option('--trust-key <file>', 'an armored OpenPGP public key trusted for the Kubernetes package repository besides the pinned one (a mirror that re-signs), repeatable', collect)
