@@ -7,13 +7,14 @@
  * the lab's netns alternates `scp` and Connection.upload (whose time includes connecting and the sha256 check on
  * the host) and prints each round, the medians and ratio = scp time / our time (>= 0.8 is the goal).
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/core/ssh/connection.js';
 import { startLab } from '../test/lab/lab.js';
+import { writeRandomFile } from '../test/helpers/files.js';
+import { median } from './bench/report.js';
 
 interface BenchParams {
   ip: string;
@@ -76,24 +77,6 @@ async function child(p: BenchParams): Promise<Round[]> {
   await conn.run(`rm -rf ${REMOTE_DIR}`);
   await conn.close();
   return rounds;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function writeRandomFile(path: string, mib: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'w');
-  for (let i = 0; i < mib; i++) {
-    const block = randomBytes(1 << 20);
-    hash.update(block);
-    writeSync(fd, block);
-  }
-  closeSync(fd);
-  return hash.digest('hex');
 }
 
 async function main(): Promise<void> {

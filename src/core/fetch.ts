@@ -64,16 +64,9 @@ export interface FetchRequest {
   label?: string;
   /** Answers a 401 (given its WWW-Authenticate) with headers to retry once with, e.g. a registry token. */
   authorize?: (wwwAuthenticate: string | undefined) => Promise<HeaderMap>;
-  /**
-   * Sees each piece of the body as it goes to the partial file, with its offset there: to read a download before
-   * it is complete (and verified). A resumed download starts past 0, a restarted one at 0 again; a cache hit, or a
-   * request that joins a download already under way, sees nothing. Whoever needs every byte must check that it saw
-   * them all, and read the cache file otherwise. Must not throw.
-   */
-  onData?: DataWatcher;
 }
 
-/** Sees a piece of a download's body and its offset in the file (FetchRequest.onData, Fetcher.watch). */
+/** Sees a piece of a download's body and its offset in the file (Fetcher.watch). */
 export type DataWatcher = (chunk: Buffer, offset: number) => void;
 
 export interface FetchResult {
@@ -271,9 +264,11 @@ export class Fetcher {
   }
 
   /**
-   * See the body of the download of `sha256` as onData does, from the next piece on: of a download under way, or of
-   * one yet to start (a cache hit shows nothing). Returns the function that stops watching. Whoever watches must
-   * not throw, and must check what it saw against the download's outcome (see FetchRequest.onData).
+   * See the body of the download of `sha256`, each piece with its offset in the file as it goes there, from the next
+   * piece on: of a download under way, or of one yet to start (a cache hit shows nothing). A resumed download starts
+   * past 0, a restarted one at 0 again: whoever needs every byte must check that it saw them all (and read the
+   * cache file otherwise), and must not use what it saw before the download has verified them. Must not throw.
+   * Returns the function that stops watching.
    */
   watch(sha256: string, watcher: DataWatcher): () => void {
     const hex = sha256Hex(sha256);
@@ -410,7 +405,6 @@ export class Fetcher {
           throw new UserError(`${labelOf(request)}: ${redact(res.url)} sent more than the expected ${size} bytes`);
         }
         hash.update(chunk);
-        request.onData?.(chunk, offset + received);
         const watchers = hex === undefined ? undefined : this.watchers.get(hex); // who watches may start mid-way
         if (watchers) for (const watch of watchers) watch(chunk, offset + received);
         await file.write(chunk);

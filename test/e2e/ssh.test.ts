@@ -5,8 +5,8 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { connect, type Connection, type SshOptions } from '../../src/core/ssh/co
 import { Secrets, shQuote, wrapCommand } from '../../src/core/ssh/command.js';
 import { checkHostKey, fingerprint, knownHostsName, parseKnownHosts } from '../../src/core/ssh/known-hosts.js';
 import { useLab, type Lab } from '../lab/lab.js';
+import { writeRandomFile } from '../helpers/files.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const REPO = join(THIS_FILE, '../../..');
@@ -265,19 +266,6 @@ async function runScenario<T>(lab: Lab, name: string, params: Params): Promise<T
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as T;
 }
 
-/** A file of `mib` MiB of incompressible data, and its sha256. */
-function makeBigFile(path: string, mib: number): string {
-  const hash = createHash('sha256');
-  const fd = openSync(path, 'w');
-  for (let i = 0; i < mib; i++) {
-    const block = randomBytes(1 << 20);
-    hash.update(block);
-    writeSync(fd, block);
-  }
-  closeSync(fd);
-  return hash.digest('hex');
-}
-
 function registerTests(): void {
   describe('command lines and known_hosts, no hosts needed', () => {
     test('commands are quoted, wrapped in sudo -n for non-root users, env set with env', () => {
@@ -416,7 +404,7 @@ function registerTests(): void {
           "echo 'deploy ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/deploy",
       );
       const smallFile = join(p.workDir, 'small.bin');
-      const smallSha = makeBigFile(smallFile, 3);
+      const smallSha = writeRandomFile(smallFile, 3);
       const r = await runScenario<{ isRoot: boolean; identity: string; files: string; refused: Caught }>(lab(), 'sudo', { ...p, bigFile: smallFile, bigSha: smallSha });
       assert.equal(r.isRoot, false);
       assert.equal(r.identity, 'root\nvia env\n');
@@ -429,7 +417,7 @@ function registerTests(): void {
     test('upload of 200 MiB: verified on the host, skipped when there, resumed from a partial, stale partial and bad hash handled', async (t) => {
       const p = params();
       const bigFile = join(p.workDir, 'big.bin');
-      const bigSha = makeBigFile(bigFile, 200);
+      const bigSha = writeRandomFile(bigFile, 200);
       type Up = { skipped: boolean; resumedFrom: number; bytesSent: number };
       const r = await runScenario<Record<string, unknown> & { size: number }>(lab(), 'upload', { ...p, bigFile, bigSha });
       const size = r.size;

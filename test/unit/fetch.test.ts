@@ -82,10 +82,13 @@ describe('fetchToCache', () => {
     assert.equal(later.downloadedAndVerified(hex), false, 'a cache hit, which the packer hashes again');
   });
 
-  test('shows each piece of the body to onData with its offset, as it goes to disk', async () => {
+  test('shows each piece of the body to a watcher with its offset, as it goes to disk', async () => {
     const s = await server((req, res) => serveBytes(req, res, data));
     const pieces: [number, number][] = [];
-    await newFetcher().fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length }, onData: (chunk, offset) => pieces.push([offset, chunk.length]) });
+    const fetcher = newFetcher();
+    const stop = fetcher.watch(hex, (chunk, offset) => pieces.push([offset, chunk.length]));
+    await fetcher.fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length } });
+    stop();
     let next = 0;
     for (const [offset, length] of pieces) {
       assert.equal(offset, next);
@@ -106,8 +109,10 @@ describe('fetchToCache', () => {
     const fetcher = newFetcher();
     const seen: [number, number][] = [];
     let firstPieces = 0;
-    const download = fetcher.fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length }, onData: () => firstPieces++ });
+    const stopFirst = fetcher.watch(hex, () => firstPieces++);
+    const download = fetcher.fetchToCache({ url: `${s.base}/blob`, expected: { sha256: hex, size: data.length } });
     while (firstPieces === 0) await delay(5);
+    stopFirst();
     const stop = fetcher.watch(`sha256:${hex}`, (chunk, offset) => seen.push([offset, chunk.length]));
     release();
     await download;

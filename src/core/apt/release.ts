@@ -6,13 +6,13 @@
  * repository such as pkgs.k8s.io (`<dir>/Release` listing `Packages.gz` next to it). Either way the paths in the
  * Release file are relative to the directory holding it.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, type Gunzip } from 'node:zlib';
 import { diskFullError, UserError } from '../../util/errors.js';
 import { parseSingleParagraph } from './deb822.js';
 
@@ -133,31 +133,51 @@ export async function decompressIndexFile(choice: IndexFileChoice, input: string
     else if (choice.compression === 'gzip') await gunzipFile(input, output);
     else throw new Error(`${choice.compression} is not a compression`);
   } catch (err) {
-    const full = diskFullError(err, output, `the unpacked index of ${choice.url}`);
-    if (full !== err) throw full;
-    throw new UserError(`${choice.url}: cannot decompress (${(err as Error).message})`);
+    throw decompressionError(err, choice.url, output);
   }
 }
 
-/** In 1 MiB pieces: with the 16 KiB default, the hops to zlib's thread cost twice the decompression itself. */
-function gunzipFile(input: string, output: string): Promise<void> {
-  const piece = 1 << 20;
-  return pipeline(createReadStream(input, { highWaterMark: piece }), createGunzip({ chunkSize: piece }), createWriteStream(output, { highWaterMark: piece }));
+/** What a failure to decompress the index at `url` into `output` is to the operator: a full disk, or a bad index. */
+export function decompressionError(err: unknown, url: string, output: string): unknown {
+  if (err instanceof UserError) return err;
+  const full = diskFullError(err, output, `the unpacked index of ${url}`);
+  return full !== err ? full : new UserError(`${url}: cannot decompress (${(err as Error).message})`);
 }
 
-/** The system `xz` (xz-utils is a required package on Debian and Ubuntu), reading and writing the files itself. */
+/** Pieces of decompressed index: with the 16 KiB default, the hops to zlib's thread cost twice the decompression itself. */
+export const INDEX_PIECE = 1 << 20;
+
+/** zlib's gunzip for an index, in INDEX_PIECE pieces. */
+export function indexGunzip(): Gunzip {
+  return createGunzip({ chunkSize: INDEX_PIECE });
+}
+
+function gunzipFile(input: string, output: string): Promise<void> {
+  return pipeline(createReadStream(input, { highWaterMark: INDEX_PIECE }), indexGunzip(), createWriteStream(output, { highWaterMark: INDEX_PIECE }));
+}
+
+/**
+ * The system `xz -dc` (xz-utils is a required package on Debian and Ubuntu) between `stdin` and `stdout`: file
+ * descriptors it reads and writes itself, or pipes. `done` settles once it has exited and its output is all out.
+ */
+export function spawnXz(stdin: number | 'pipe', stdout: number | 'pipe'): { child: ChildProcess; done: Promise<void> } {
+  const child = spawn('xz', ['-dc'], { stdio: [stdin, stdout, 'pipe'] });
+  let stderr = '';
+  (child.stderr as Readable).setEncoding('utf8').on('data', (text: string) => (stderr += text)); // stdio[2] is a pipe
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error('xz is not installed (apt-get install xz-utils)') : err));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`xz exited with ${code}: ${stderr.trim()}`))));
+  });
+  done.catch(() => undefined); // the caller's to await
+  return { child, done };
+}
+
 async function runXz(input: string, output: string): Promise<void> {
   const source = await open(input, 'r');
   try {
     const sink = await open(output, 'w');
     try {
-      await new Promise<void>((resolve, reject) => {
-        const xz = spawn('xz', ['-dc'], { stdio: [source.fd, sink.fd, 'pipe'] });
-        let stderr = '';
-        (xz.stderr as Readable).setEncoding('utf8').on('data', (text: string) => (stderr += text)); // stdio[2] is a pipe
-        xz.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error('xz is not installed (apt-get install xz-utils)') : err));
-        xz.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`xz exited with ${code}: ${stderr.trim()}`))));
-      });
+      await spawnXz(source.fd, sink.fd).done;
     } finally {
       await sink.close();
     }

@@ -9,16 +9,11 @@
  * Nothing read here is trusted until the download's sha256 checks out: the caller must not use the scan unless
  * `complete()` says every byte was seen, in order, and the download was verified.
  */
-import { spawn } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-import { diskFullError, UserError } from '../../util/errors.js';
 import { Deb822Feed } from './deb822.js';
 import type { ScannedRecord, SourceScan } from './index.js';
-import type { IndexCompression } from './release.js';
-
-const PIECE = 1 << 20;
+import { decompressionError, indexGunzip, INDEX_PIECE, spawnXz, type IndexCompression } from './release.js';
 
 export class StreamingScan {
   private expectedOffset = 0;
@@ -44,12 +39,12 @@ export class StreamingScan {
     private readonly scratchFile: string,
     private readonly onRecord: (scanned: ScannedRecord) => void = () => undefined,
   ) {
-    this.feed = new Deb822Feed(scan.scanOptions, PIECE);
+    this.feed = new Deb822Feed(scan.scanOptions, INDEX_PIECE);
     if (compression === 'none') {
       this.decoded = Promise.resolve();
       return;
     }
-    this.scratch = createWriteStream(scratchFile, { highWaterMark: PIECE });
+    this.scratch = createWriteStream(scratchFile, { highWaterMark: INDEX_PIECE });
     this.scratch.on('error', (err) => this.fail(err));
     this.decoder = compression === 'gzip' ? gunzipDecoder() : xzDecoder();
     this.decoder.output.on('data', (plain: Buffer) => {
@@ -65,7 +60,7 @@ export class StreamingScan {
     });
   }
 
-  /** A piece of the download at `offset` in it (the Fetcher's onData). */
+  /** A piece of the download at `offset` in it (what Fetcher.watch shows). */
   data(chunk: Buffer, offset: number): void {
     if (this.broken) return;
     if (offset !== this.expectedOffset) {
@@ -126,11 +121,7 @@ export class StreamingScan {
 
   private fail(err: unknown): void {
     if (this.abandoned) return;
-    if (this.failure === undefined) {
-      const where = this.scan.scanOptions.source ?? 'index';
-      const full = diskFullError(err, this.scratchFile, `the unpacked index of ${where}`);
-      this.failure = err instanceof UserError || full !== err ? full : new UserError(`${where}: cannot decompress (${(err as Error).message})`);
-    }
+    this.failure ??= decompressionError(err, this.scan.scanOptions.source ?? 'index', this.scratchFile);
     this.broken = true;
     this.decoder?.stop();
   }
@@ -144,9 +135,8 @@ interface Decoder {
   stop(): void;
 }
 
-/** zlib in 1 MiB pieces: with the 16 KiB default, the hops to zlib's thread cost twice the decompression itself. */
 function gunzipDecoder(): Decoder {
-  const gunzip = createGunzip({ chunkSize: PIECE });
+  const gunzip = indexGunzip();
   const done = new Promise<void>((resolve, reject) => {
     gunzip.on('end', resolve);
     gunzip.on('error', reject);
@@ -157,32 +147,10 @@ function gunzipDecoder(): Decoder {
   return { input: gunzip, output: gunzip, done, stop: () => gunzip.destroy() };
 }
 
-/** The system `xz` (xz-utils is a required package on Debian and Ubuntu) between two pipes. */
 function xzDecoder(): Decoder {
-  const xz = spawn('xz', ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  xz.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const { child, done } = spawnXz('pipe', 'pipe');
+  const input = child.stdin as Writable;
   // a write after xz has gone (it failed, or was stopped) is reported through `done`, not thrown
-  xz.stdin.on('error', () => undefined);
-  const done = new Promise<void>((resolve, reject) => {
-    let exited: number | null | undefined;
-    let ended = false;
-    const settle = (): void => {
-      if (exited === undefined || !ended) return;
-      if (exited === 0) resolve();
-      else reject(new Error(`xz exited with ${exited}: ${stderr.trim()}`));
-    };
-    xz.on('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new Error('xz is not installed (apt-get install xz-utils)') : err));
-    xz.on('exit', (code) => {
-      exited = code;
-      settle();
-    });
-    xz.stdout.on('end', () => {
-      ended = true;
-      settle();
-    });
-    xz.stdout.on('error', reject);
-  });
-  done.catch(() => undefined);
-  return { input: xz.stdin, output: xz.stdout, done, stop: () => xz.kill() };
+  input.on('error', () => undefined);
+  return { input, output: child.stdout as Readable, done, stop: () => child.kill() };
 }

@@ -238,17 +238,19 @@ export class IndexScans {
     const streamed = await plainFile();
     const scan = new SourceScan(sourceIn(streamed), arch);
     const stream = new StreamingScan(scan, index.compression, streamed, onRecord);
+    const stopWatching = fetcher.watch(index.expected.sha256, (chunk, offset) => stream.data(chunk, offset));
     let fetched: FetchResult;
     try {
       fetched = await fetcher.fetchToCache({
         url: resolveUrl(mirrors, index.url),
         expected: { sha256: index.expected.sha256, size: index.expected.size },
         label: `${repo.label} ${index.path}`,
-        onData: (chunk, offset) => stream.data(chunk, offset),
       });
     } catch (err) {
       stream.abandon();
       throw err;
+    } finally {
+      stopWatching();
     }
     if (await stream.complete(fetched.size)) {
       hooks.onRepoDone?.(position);

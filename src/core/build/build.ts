@@ -208,9 +208,7 @@ function startDownloads(plan: Plan, { fetcher, mirrors, client }: { fetcher: Fet
     download.catch(() => undefined); // the packer takes every outcome
     downloads.set(hex, download);
   };
-  for (const d of plan.debs) {
-    add(d.record.sha256, () => fetcher.fetchToCache({ url: resolveUrl(mirrors, d.upstreamUrl), expected: { sha256: d.record.sha256, size: d.record.size }, label: debLabel(d.record.name, d.record.version, d.upstreamUrl) }));
-  }
+  for (const d of plan.debs) add(d.record.sha256, () => fetchDeb(fetcher, mirrors, d.record, d.upstreamUrl));
   // by the digests resolved (and locked) above: a tag moving meanwhile cannot mix versions
   for (const image of plan.images) for (const blob of image.blobs) add(blob.digest, () => client.downloadBlob(image.reference, blob));
   return downloads;
@@ -300,7 +298,7 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   progress.step('Resolving images');
   const kubeadm = sortedDebs.find((d) => d.record.name === 'kubeadm' && d.arch === hostDebArch());
   const kubeadmDeb = kubeadm
-    ? (await fetcher.fetchToCache({ url: resolveUrl(mirrors, kubeadm.upstreamUrl), expected: { sha256: kubeadm.record.sha256, size: kubeadm.record.size }, label: debLabel(kubeadm.record.name, kubeadm.record.version, kubeadm.upstreamUrl) })).path
+    ? (await fetchDeb(fetcher, mirrors, kubeadm.record, kubeadm.upstreamUrl)).path
     : undefined;
   const controlPlane = await controlPlaneImages(version, kubeadmDeb);
   progress.info(`control-plane images from ${controlPlane.source}`);
@@ -364,9 +362,8 @@ function indexScans(ctx: ResolveContext, arch: Arch, repos: VerifiedRepo[], requ
       elsewhere: [CRI_DOCKERD],
     },
     ({ record, filename, size, sha256 }) => {
-      const upstreamUrl = `${record.baseUrl}/${filename}`;
       // errors are the build's own request's to report, when it makes it (it joins this download)
-      fetcher.fetchToCache({ url: resolveUrl(mirrors, upstreamUrl), expected: { sha256, size }, label: debLabel(record.name, record.version, upstreamUrl) }).catch(() => undefined);
+      fetchDeb(fetcher, mirrors, { name: record.name, version: record.version, size, sha256 }, `${record.baseUrl}/${filename}`).catch(() => undefined);
     },
   );
   return new IndexScans(fetcher, mirrors, repos, arch, { onRecord: speculator.record.bind(speculator), onRepoDone: speculator.repoDone.bind(speculator) });
@@ -388,9 +385,9 @@ async function resolveDebs(ctx: ResolveContext, arch: Arch, repos: VerifiedRepo[
   });
 }
 
-/** How a deb download is named in progress and errors; the same for a download started early and the build's own. */
-function debLabel(name: string, version: string, upstreamUrl: string): string {
-  return `${name} ${version} (${upstreamUrl})`;
+/** Fetch one package into the cache: the same request (and name in progress and errors) whoever makes it first. */
+function fetchDeb(fetcher: Fetcher, mirrors: Mirrors, deb: { name: string; version: string; sha256: string; size: number }, upstreamUrl: string): Promise<FetchResult> {
+  return fetcher.fetchToCache({ url: resolveUrl(mirrors, upstreamUrl), expected: { sha256: deb.sha256, size: deb.size }, label: `${deb.name} ${deb.version} (${upstreamUrl})` });
 }
 
 /** The exact Debian version of kubeadm/kubelet/kubectl for this Kubernetes release, as the index has it. */
