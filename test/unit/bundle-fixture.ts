@@ -1,16 +1,17 @@
 /**
  * A small (few KB) but complete bundle for the bundle-* tests: a package, an OCI blob, a manifest, an
- * executable installer script, a file packed from disk with a known hash, and a path long enough to need pax.
+ * executable installer script, a file (another installer script) packed from disk with a known hash, and a path long enough to need pax.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { generateKeyPair, readPublicKey, readSecretKey } from '../../src/core/pgp.js';
 import type { ManifestContent } from '../../src/core/bundle/manifest.js';
 import { packBundle, type PackEntry } from '../../src/core/bundle/pack.js';
-import { imageBlobFile, installerFile, manifestFile, OCI_INDEX_FILE, OCI_LAYOUT_FILE, packageFile } from '../../src/core/bundle/paths.js';
+import { imageBlobFile, installerFile, manifestFile, memberMode, OCI_INDEX_FILE, OCI_LAYOUT_FILE, packageFile } from '../../src/core/bundle/paths.js';
+import { encodeHeader, endOfArchive, paddingFor } from '../../src/core/bundle/tar.js';
 
 export const MTIME = new Date('2025-03-01T12:00:00Z');
 
@@ -51,7 +52,7 @@ export const DEB = packageFile('kubeadm_1.32.3-1.1_amd64.deb');
 export const FLANNEL = manifestFile('kube-flannel.yml');
 export const INSTALL_SH = installerFile('install.sh');
 export const LONG_PATH = manifestFile(`${'a-rather-long-name-'.repeat(6)}.yaml`);
-export const FROM_DISK = installerFile('kubeadm');
+export const FROM_DISK = installerFile('from-disk.sh');
 
 export interface Fixture {
   entries: PackEntry[];
@@ -78,8 +79,8 @@ export async function fixture(dir: string): Promise<Fixture> {
     { path: imageBlobFile(digest), source: { bytes: blob } },
     { path: FLANNEL, source: text(flannel) },
     { path: LONG_PATH, source: text('long: true\n') },
-    { path: INSTALL_SH, source: text(script), mode: 0o755 },
-    { path: FROM_DISK, source: { file: diskFile }, mode: 0o755, sha256: sha256(diskBytes) },
+    { path: INSTALL_SH, source: text(script) },
+    { path: FROM_DISK, source: { file: diskFile }, sha256: sha256(diskBytes) },
   ];
   const manifest: ManifestContent = {
     kubernetesVersion: 'v1.32.3',
@@ -104,4 +105,40 @@ export async function packFixture(dir: string, key: TestKey | null, name = 'bund
   const output = join(dir, name);
   await packBundle({ output, entries, manifest, mtime: MTIME, ...(key ? { signingKey: key.secret } : {}) });
   return output;
+}
+
+export interface TarMember {
+  path: string;
+  type?: 'file' | 'directory';
+  body?: Buffer;
+  /** default: the mode the packer gives this path */
+  mode?: number;
+}
+
+/** The tar bytes of `members` in the packer's own header form: a crafted archive only the rules can refuse. */
+export function canonicalTar(members: readonly TarMember[], end = true): Buffer {
+  const parts: Buffer[] = [];
+  for (const m of members) {
+    const type = m.type ?? 'file';
+    const body = m.body ?? Buffer.alloc(0);
+    parts.push(encodeHeader({ path: m.path, type, size: body.length, mode: m.mode ?? memberMode(m.path, type), mtime: MTIME }), body, Buffer.alloc(paddingFor(body.length)));
+  }
+  if (end) parts.push(endOfArchive());
+  return Buffer.concat(parts);
+}
+
+/** Append members in the packer's header form (in place of the end-of-archive blocks, as `tar rf` would). */
+export async function appendCanonical(bundle: string, members: readonly TarMember[]): Promise<void> {
+  const bytes = await readFile(bundle);
+  await writeFile(bundle, Buffer.concat([bytes.subarray(0, bytes.length - 1024), canonicalTar(members)]));
+}
+
+/** Pack the files of an extracted bundle again, in the given order and in the packer's header form. */
+export async function repackCanonical(dir: string, output: string, members: readonly string[]): Promise<void> {
+  const out: TarMember[] = [];
+  for (const m of members) {
+    if (m.endsWith('/')) out.push({ path: m.slice(0, -1), type: 'directory' });
+    else out.push({ path: m, body: await readFile(join(dir, m)) });
+  }
+  await writeFile(output, canonicalTar(out));
 }

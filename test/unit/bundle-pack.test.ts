@@ -249,7 +249,7 @@ test('a file whose fetch fails fails the packing with that error, and leaves no 
   assert.deepEqual(await readdir(dir).then((n) => n.filter((f) => f.startsWith('out.tar'))), []);
 
   const wrong = entries.map((e) => (e.path === FROM_DISK ? { ...e, sha256: '0'.repeat(64), size: 3000, ready: Promise.resolve(false) } : e));
-  await assert.rejects(packBundle({ output, entries: wrong, manifest, mtime: MTIME }), /kubeadm\.bin \(for installer\/kubeadm in the bundle\) changed while packing or does not match/);
+  await assert.rejects(packBundle({ output, entries: wrong, manifest, mtime: MTIME }), /kubeadm\.bin \(for installer\/from-disk\.sh in the bundle\) changed while packing or does not match/);
   assert.deepEqual(await readdir(dir).then((n) => n.filter((f) => f.startsWith('out.tar'))), []);
 });
 
@@ -260,7 +260,7 @@ test('a known sha256 that does not match the file fails and leaves no output or 
   const output = join(dir, 'out.tar');
   await assert.rejects(packBundle({ output, entries: wrong, manifest, mtime: MTIME }), (err: unknown) => {
     assert.ok(err instanceof UserError);
-    assert.match(err.message, /kubeadm\.bin \(for installer\/kubeadm in the bundle\) changed while packing or does not match/);
+    assert.match(err.message, /kubeadm\.bin \(for installer\/from-disk\.sh in the bundle\) changed while packing or does not match/);
     return true;
   });
   assert.deepEqual(await readdir(dir).then((n) => n.filter((f) => f.startsWith('out.tar'))), []);

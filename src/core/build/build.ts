@@ -509,7 +509,7 @@ async function assemble(plan: Plan, cache: BlobCache, signingKey: openpgp.Privat
   const packages: PackageComponent[] = plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, filename: packageFile(d.bundleName), size: d.record.size, sha256: d.record.sha256, url: d.upstreamUrl }));
   const imageComponents: ImageComponent[] = images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: i.manifests.map(platformText), size: imageSize(i) }));
   const installer = installerFiles(images);
-  entries.push(...installer.map((f) => ({ path: f.path, source: { bytes: f.bytes }, mode: f.mode })));
+  entries.push(...installer.map((f) => ({ path: f.path, source: { bytes: f.bytes } })));
   const files: FileComponent[] = [
     ...plan.files.map((f) => ({ path: f.path, url: f.url, sha256: f.sha256, size: f.size, kind: 'manifest' as const })),
     ...installer.map((f) => ({ path: f.path, url: f.url, sha256: createHash('sha256').update(f.bytes).digest('hex'), size: f.bytes.length, kind: 'installer' as const })),
@@ -531,7 +531,7 @@ function bundleKey(entries: PackEntry[], manifest: ManifestContent, date: Date, 
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     const digest = 'bytes' in e.source ? createHash('sha256').update(e.source.bytes).digest('hex') : e.sha256;
     if (!digest) return randomUUID(); // a file whose digest is not known: never reuse
-    hash.update(`${e.path} ${e.mode ?? 0o644} ${digest}\n`);
+    hash.update(`${e.path} ${digest}\n`);
   }
   return hash.digest('hex');
 }
@@ -576,12 +576,12 @@ async function packAndKeep(cache: BlobCache, key: string, options: Parameters<ty
 const KEPT_BUNDLE = 'bundle-file';
 
 /** What the installer runs on the hosts: the host-side scripts of this release and the registry seed plan. */
-function installerFiles(images: PulledImage[]): { path: string; url: string; bytes: Buffer; mode: number }[] {
+function installerFiles(images: PulledImage[]): { path: string; url: string; bytes: Buffer }[] {
   const dir = join(packageRoot(), 'scripts', 'host');
   const scripts = readdirSync(dir).filter((f) => f.endsWith('.sh')).sort();
   return [
-    { path: installerFile('registry-seed.txt'), url: 'kube-bundle:generated', bytes: Buffer.from(seedPlan(images)), mode: 0o644 },
-    ...scripts.map((name) => ({ path: installerFile(name), url: `kube-bundle:scripts/host/${name}`, bytes: readFileSync(join(dir, name)), mode: 0o755 })),
+    { path: installerFile('registry-seed.txt'), url: 'kube-bundle:generated', bytes: Buffer.from(seedPlan(images)) },
+    ...scripts.map((name) => ({ path: installerFile(name), url: `kube-bundle:scripts/host/${name}`, bytes: readFileSync(join(dir, name)) })),
   ];
 }
 

@@ -28,7 +28,7 @@ export async function inspectBundle(file: string): Promise<BundleSummary> {
     throw new UserError(`cannot read bundle ${file}: ${err.message}`);
   });
   let signed = false;
-  for await (const item of readTar(file, READ_SIZE)) {
+  for await (const item of readTar(file, { chunkSize: READ_SIZE })) {
     if (item.kind === 'defect') {
       throw new UserError(`${file}: ${item.defect.detail} (tar header at byte ${item.defect.offset}) before ${MANIFEST_FILE} was found`, `run \`bundle verify ${file}\``);
     }

@@ -2,8 +2,9 @@
  * Write a bundle: one reproducible tar with SHA256SUMS, SHA256SUMS.asc and bundle.yaml first, then every
  * directory and file in path order.
  *
- * Reproducible: the bytes depend only on the entries' paths, contents and modes, the manifest, `mtime` and the
- * key (owner is root:root, no atime/ctime, modes are 0644/0755, order is fixed, the signature date is `mtime`).
+ * Reproducible: the bytes depend only on the entries' paths and contents, the manifest, `mtime` and the key (owner
+ * is root:root, no atime/ctime, modes follow from the paths (memberMode), order is fixed, the signature date is
+ * `mtime`).
  * Streaming: files are read in 1 MiB pieces, never whole, so bundle size does not bound memory.
  * Atomic: written to `<output>.partial`, renamed into place only when complete and synced.
  *
@@ -23,7 +24,7 @@ import type * as openpgp from 'openpgp';
 import { diskFullError, UserError } from '../../util/errors.js';
 import { fingerprintOf, signDetached } from '../pgp.js';
 import { completeManifest, manifestMismatches, manifestToYaml, type BundleManifest, type ManifestContent } from './manifest.js';
-import { comparePaths, LEADING_FILES, MANIFEST_FILE, parentDirs, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
+import { comparePaths, LEADING_FILES, MANIFEST_FILE, memberMode, parentDirs, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
 import { formatSums, sha256File } from './sums.js';
 import { encodeHeader, endOfArchive, paddingFor } from './tar.js';
 
@@ -31,8 +32,6 @@ export interface PackEntry {
   /** path in the bundle, e.g. packages/kubeadm_1.32.3-1.1_amd64.deb */
   path: string;
   source: { file: string } | { bytes: Uint8Array };
-  /** only the executable bits count: 0755 when any is set, else 0644 (the default) */
-  mode?: number;
   /** the file's sha256 when already known (content-addressed cache); verified while packing */
   sha256?: string;
   /**
@@ -139,7 +138,7 @@ function checkEntries(entries: readonly PackEntry[], mtime: Date): void {
 async function digestEntries(entries: readonly PackEntry[]): Promise<Member[]> {
   const members: Member[] = [];
   for (const entry of entries) {
-    const mode = (entry.mode ?? 0o644) & 0o111 ? 0o755 : 0o644;
+    const mode = memberMode(entry.path, 'file');
     if ('bytes' in entry.source) {
       members.push({ ...bytesMember(entry.path, entry.source.bytes), mode, source: entry.source });
       continue;
@@ -158,7 +157,7 @@ async function digestEntries(entries: readonly PackEntry[]): Promise<Member[]> {
 
 function bytesMember(path: string, bytes: Uint8Array): Member {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  return { path, type: 'file', mode: 0o644, size: bytes.length, sha256, source: { bytes } };
+  return { path, type: 'file', mode: memberMode(path, 'file'), size: bytes.length, sha256, source: { bytes } };
 }
 
 async function statOrThrow(file: string, path: string): Promise<{ size: number }> {
@@ -188,7 +187,7 @@ function checkManifest(manifest: BundleManifest, files: readonly Member[]): void
 /** Every file plus each parent directory once, as explicit entries, all in path order. */
 function withDirectories(files: readonly Member[]): Member[] {
   const dirs = new Set(files.flatMap((f) => parentDirs(f.path)));
-  const dirMembers: Member[] = [...dirs].map((path) => ({ path, type: 'directory', mode: 0o755, size: 0, sha256: '', source: null }));
+  const dirMembers: Member[] = [...dirs].map((path) => ({ path, type: 'directory', mode: memberMode(path, 'directory'), size: 0, sha256: '', source: null }));
   return [...dirMembers, ...files].sort((a, b) => comparePaths(a.path, b.path));
 }
 

@@ -79,6 +79,21 @@ export function unsafePathReason(path: string): string | null {
   return null;
 }
 
+/**
+ * The one mode a member may have, decided by its path alone, so the signature over the paths covers the modes
+ * too: the installer's shell scripts are 0755, every other file 0644, every directory 0755. The packer writes
+ * these, verify accepts nothing else, and the hosts set them after unpacking instead of taking the archive's.
+ */
+export function memberMode(path: string, type: 'file' | 'directory'): number {
+  if (type === 'directory') return 0o755;
+  return isExecutableMember(path) ? 0o755 : 0o644;
+}
+
+/** Executable members: `installer/<name>.sh`, directly in installer/ (the hosts run them by path). */
+export function isExecutableMember(path: string): boolean {
+  return path.startsWith(`${INSTALLER_DIR}/`) && path.endsWith('.sh') && !path.slice(INSTALLER_DIR.length + 1).includes('/');
+}
+
 /** The parent directories of `path`, outermost first: 'a/b/c' → ['a', 'a/b']. */
 export function parentDirs(path: string): string[] {
   const segments = path.split('/');

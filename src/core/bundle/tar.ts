@@ -32,7 +32,7 @@ export interface HeaderFields {
 
 /** Every member is root:root: the packing user must not show up in the bytes. */
 const OWNER = 'root';
-/** pax records (or a GNU long name) for one entry are a path and a size: anything bigger is not a bundle's. */
+/** pax records for one entry are a path and a size: anything bigger is not a bundle's. */
 const MAX_EXTENDED_HEADER = 64 * 1024;
 const CHECKSUM_FIELD = [148, 156] as const;
 const TYPEFLAG_OFFSET = 156;
@@ -80,8 +80,10 @@ export interface TarEntry {
   /** 'file' and 'directory' are the only kinds a bundle may hold; anything else is reported by its typeflag */
   type: EntryType | 'other';
   typeflag: string;
-  /** 0 for a directory: tar@7, like GNU tar, reads the block after a directory header as the next header */
+  /** 0 for a directory (anything else is a defect: readers disagree on whether a directory has a body) */
   size: number;
+  /** permission bits as stored (including setuid, setgid and sticky) */
+  mode: number;
   /** file offset of the entry's first header block (its pax header when it has one) */
   offset: number;
   /** The body in chunks, read as they are asked for. */
@@ -100,38 +102,43 @@ export interface TarDefect {
 
 export type TarItem = { kind: 'entry'; entry: TarEntry } | { kind: 'defect'; defect: TarDefect };
 
+export interface ReadTarOptions {
+  /** bytes read from the file at a time (default 4 MiB) */
+  chunkSize?: number;
+  /** sees every byte of the file once, in order, as it is read: e.g. to hash the whole file in the same pass */
+  onBytes?(chunk: Buffer): void;
+}
+
 /**
  * Walk the archive in one pass. Entries come in file order; the caller may read an entry's body or not
  * (unread bodies are skipped). Defects come as items too, so a caller can report every one of them.
+ *
+ * Canonical form only: every header must be exactly the bytes `encodeHeader` writes for the path, type, size,
+ * mode and time it carries — one pax header at most, holding only the path and size and only when ustar cannot,
+ * no GNU long names, sparse files, global headers or other extensions, no stray bytes in any field. Readers
+ * disagree on those forms (GNU tar and tar@7 give a pax path and a following GNU long name different
+ * precedence, for one), so a header this reader understands one way could unpack another way on a host. A
+ * header of any other form is a fatal defect: what follows it cannot be read with certainty.
  */
-export async function* readTar(file: string, chunkSize = 4 << 20): AsyncGenerator<TarItem, void, undefined> {
-  const input = new Input(file, chunkSize);
+export async function* readTar(file: string, options: ReadTarOptions = {}): AsyncGenerator<TarItem, void, undefined> {
+  const input = new Input(file, options.chunkSize ?? 4 << 20, options.onBytes);
   try {
-    // What extended headers ('x' pax records, 'L' GNU long name) say about the header that follows them.
-    let extended: HeaderData | undefined;
-    let extendedOffset: number | null = null;
     for (;;) {
       const offset = input.offset;
       const block = await input.exact(BLOCK);
       if (!block) return yield defect(null, offset, 'the archive ends without an end-of-archive marker (truncated?)', true);
       if (isZero(block)) return yield* readTrailer(input, offset);
-      const header = decodeHeader(block, extended);
-      if (typeof header === 'string') return yield defect(extended?.path ?? null, offset, header, true);
-      if (header.type === 'ExtendedHeader' || header.type === 'NextFileHasLongPath') {
-        const data = await readExtended(input, header.size);
-        if (typeof data === 'string') return yield defect(header.path, offset, data, true);
-        extended = header.type === 'ExtendedHeader' ? Pax.parse(data.toString('utf8'), extended) : { ...extended, path: cString(data) };
-        extendedOffset ??= offset;
-        continue;
-      }
-      const entry = new Entry(input, header, extendedOffset ?? offset);
-      extended = undefined;
-      extendedOffset = null;
+      const read = await readHeader(input, block);
+      if (typeof read === 'string') return yield defect(null, offset, read, true);
+      const { header, raw, paxText } = read;
+      const problem = formProblem(header, raw, paxText);
+      if (problem) return yield defect(header.path, offset, problem, true);
+      const entry = new Entry(input, header, offset);
       yield { kind: 'entry', entry };
-      const problem = await entry.finish();
-      if (problem) {
-        yield defect(entry.path, entry.offset, problem.detail, problem.fatal);
-        if (problem.fatal) return;
+      const finished = await entry.finish();
+      if (finished) {
+        yield defect(entry.path, entry.offset, finished.detail, finished.fatal);
+        if (finished.fatal) return;
       }
     }
   } finally {
@@ -143,35 +150,128 @@ function defect(path: string | null, offset: number, detail: string, fatal: bool
   return { kind: 'defect', defect: { path, offset, detail, fatal } };
 }
 
-/** One header block as tar's `Header` decodes it, merged with the extended headers before it. */
+/** One entry's header as tar's `Header` decodes it, merged with its pax header. */
 interface DecodedHeader {
   path: string;
-  type: Header['type'];
+  type: EntryType | 'other';
   /** the typeflag byte: `Header` calls every unknown one 'Unsupported', a report had better name it */
   typeflag: string;
   size: number;
+  mode: number;
+  mtime: Date;
 }
 
-/** The header, or why the block is not a header we accept. */
-function decodeHeader(block: Buffer, extended: HeaderData | undefined): DecodedHeader | string {
+/** Typeflags that change how the blocks after them are read: refused outright, whatever they say. */
+const EXTENSION_TYPES: Record<string, string> = {
+  L: 'a GNU long name',
+  K: 'a GNU long link name',
+  g: 'a pax global header',
+  S: 'a GNU sparse file',
+  M: 'a GNU multi-volume continuation',
+  V: 'a GNU volume label',
+  N: 'an old GNU long name',
+  D: 'a GNU dump directory',
+  X: 'a Solaris extended header',
+};
+
+/**
+ * The entry's header (and its pax header before it, if any), with the raw bytes of both; or why they cannot be
+ * read. Only one pax header may precede an entry: a second one, or any other extension type, is refused.
+ */
+async function readHeader(input: Input, first: Buffer): Promise<{ header: DecodedHeader; raw: Buffer; paxText: string | null } | string> {
+  let decoded = decodeBlock(first, undefined);
+  if (typeof decoded === 'string') return decoded;
+  if (decoded.typeflag !== 'x') {
+    const extension = EXTENSION_TYPES[decoded.typeflag];
+    if (extension) return `${decoded.path}: tar type '${decoded.typeflag}' (${extension}) is not a form kube-bundle writes; readers disagree on it`;
+    return { header: decoded, raw: first, paxText: null };
+  }
+  const data = await readExtended(input, decoded.size);
+  if (typeof data === 'string') return data;
+  const paxText = data.toString('utf8');
+  let pax: HeaderData;
+  try {
+    pax = Pax.parse(paxText, undefined);
+  } catch (err) {
+    return `unreadable pax header: ${(err as Error).message}`;
+  }
+  const second = await input.exact(BLOCK);
+  if (!second) return 'the archive ends after a pax header (truncated?)';
+  if (isZero(second)) return 'a pax header followed by the end-of-archive marker instead of an entry';
+  decoded = decodeBlock(second, pax);
+  if (typeof decoded === 'string') return decoded;
+  if (decoded.typeflag === 'x' || EXTENSION_TYPES[decoded.typeflag]) {
+    return `${decoded.path}: a pax header followed by another extension header (tar type '${decoded.typeflag}'); kube-bundle writes at most one pax header per entry`;
+  }
+  return { header: decoded, raw: Buffer.concat([first, data, Buffer.alloc(paddingFor(data.length)), second]), paxText };
+}
+
+/** One header block as tar's `Header` decodes it, merged with the pax records before it; or why it is not one. */
+function decodeBlock(block: Buffer, pax: HeaderData | undefined): DecodedHeader | string {
   let header: Header;
   try {
-    header = new Header(block, 0, extended);
+    header = new Header(block, 0, pax);
   } catch (err) {
     return `unreadable header: ${(err as Error).message}`;
   }
   // `Header` puts the ustar prefix in front of a pax path too (tar's own ReadEntry takes the pax path again).
-  const path = extended?.path ?? header.path ?? '';
-  const named = `; the header names ${JSON.stringify(path)}`;
+  const rawPath = pax?.path ?? header.path ?? '';
+  const named = `; the header names ${JSON.stringify(rawPath)}`;
   if (!hasValidChecksum(block, header)) return `header checksum mismatch (corrupt header)${named}`;
   if (header.size === undefined) return `unreadable size field${named}`;
-  return { path, type: header.type, typeflag: String.fromCharCode(block[TYPEFLAG_OFFSET]!), size: header.size };
+  const typeflag = String.fromCharCode(block[TYPEFLAG_OFFSET]!);
+  const type: DecodedHeader['type'] = typeflag === '0' ? 'file' : typeflag === '5' ? 'directory' : 'other';
+  const path = type === 'directory' && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+  if (typeflag !== 'x' && (header.mode === undefined || header.mtime === undefined)) return `unreadable mode or time field${named}`;
+  return { path, type, typeflag, size: header.size, mode: header.mode ?? 0, mtime: header.mtime ?? new Date(0) };
+}
+
+/** Why the header's bytes are not exactly what the packer writes for what it says; null when they are. */
+function formProblem(header: DecodedHeader, raw: Buffer, paxText: string | null): string | null {
+  if (header.type === 'other') return `not a regular file or directory (tar type '${printableTypeflag(header.typeflag)}'); refusing links and devices`;
+  // readers disagree on whether a directory has a body to skip
+  if (header.type === 'directory' && header.size !== 0) return `a directory header with a size of ${header.size} (kube-bundle writes 0)`;
+  const expected = encodeHeader({ path: header.path, type: header.type, size: header.size, mode: header.mode, mtime: header.mtime });
+  if (raw.equals(expected)) return null;
+  const expectedPax = expected.subarray(0, expected.length - BLOCK);
+  if (paxText !== null && expectedPax.length === 0) return `a pax header (records: ${paxKeys(paxText)}) where ustar holds everything; kube-bundle writes none there`;
+  if (paxText === null && expectedPax.length > 0) return 'no pax header, where ustar cannot hold the path or size';
+  if (paxText !== null && !raw.subarray(0, raw.length - BLOCK).equals(expectedPax)) {
+    return `a pax header (records: ${paxKeys(paxText)}) not in the form kube-bundle writes (the path and size only)`;
+  }
+  const at = firstDifference(raw.subarray(raw.length - BLOCK), expected.subarray(expected.length - BLOCK));
+  return `the header's ${fieldAt(at)} field is not as kube-bundle writes it (byte ${at} of the header block)`;
+}
+
+const HEADER_FIELDS: [number, string][] = [
+  [0, 'name'], [100, 'mode'], [108, 'uid'], [116, 'gid'], [124, 'size'], [136, 'mtime'], [148, 'checksum'], [156, 'typeflag'],
+  [157, 'linkname'], [257, 'magic'], [263, 'version'], [265, 'uname'], [297, 'gname'], [329, 'devmajor'], [337, 'devminor'],
+  [345, 'prefix'], [500, 'padding'],
+];
+
+function fieldAt(offset: number): string {
+  return HEADER_FIELDS.filter(([start]) => start <= offset).at(-1)![1];
+}
+
+function firstDifference(a: Buffer, b: Buffer): number {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return i;
+}
+
+function paxKeys(text: string): string {
+  const keys = [...text.matchAll(/^\d+ ([^=\n]*)=/gm)].map((m) => m[1]);
+  return keys.length ? keys.join(', ') : '(none readable)';
+}
+
+export function printableTypeflag(typeflag: string): string {
+  return /^[\x21-\x7e]$/.test(typeflag) ? typeflag : `\\x${typeflag.charCodeAt(0).toString(16).padStart(2, '0')}`;
 }
 
 /**
  * tar's `Header` checks the checksum's value but reads it only up to the first non-octal byte, so the two bytes
  * after the six digits would be covered by nothing: we accept only the forms tar@7 ("%06o SP NUL") and GNU tar
- * ("%06o NUL SP") write.
+ * ("%06o NUL SP") write. (The canonical-form check then accepts tar@7's alone: that is what the packer writes.)
  */
 function hasValidChecksum(block: Buffer, header: Header): boolean {
   if (!header.cksumValid || header.cksum === undefined) return false;
@@ -185,14 +285,16 @@ class Entry implements TarEntry {
   readonly type: EntryType | 'other';
   readonly typeflag: string;
   readonly size: number;
+  readonly mode: number;
   private remaining: number;
   private truncated = false;
 
   constructor(private readonly input: Input, header: DecodedHeader, readonly offset: number) {
-    this.type = header.type === 'File' || header.type === 'OldFile' ? 'file' : header.type === 'Directory' ? 'directory' : 'other';
-    this.path = this.type === 'directory' && header.path.endsWith('/') ? header.path.slice(0, -1) : header.path;
+    this.type = header.type;
+    this.path = header.path;
     this.typeflag = header.typeflag;
     this.size = header.size;
+    this.mode = header.mode;
     this.remaining = header.size;
   }
 
@@ -247,12 +349,6 @@ async function readExtended(input: Input, size: number): Promise<Buffer | string
   return data;
 }
 
-/** Text up to the first NUL, as a GNU long name or a header's name field holds it. */
-function cString(bytes: Buffer): string {
-  const end = bytes.indexOf(0);
-  return bytes.subarray(0, end < 0 ? bytes.length : end).toString('utf8');
-}
-
 function isZero(bytes: Buffer): boolean {
   for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
   return true;
@@ -268,7 +364,7 @@ class Input {
   /** file offset of the next byte handed out */
   offset = 0;
 
-  constructor(file: string, chunkSize: number) {
+  constructor(file: string, chunkSize: number, private readonly onBytes?: (chunk: Buffer) => void) {
     this.reads = createReadStream(file, { highWaterMark: chunkSize })[Symbol.asyncIterator]();
   }
 
@@ -278,6 +374,7 @@ class Input {
       const read = await this.reads.next();
       if (read.done) return null;
       this.current = read.value;
+      this.onBytes?.(read.value);
     }
     const view = this.current.subarray(0, max);
     this.current = this.current.subarray(view.length);

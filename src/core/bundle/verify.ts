@@ -14,7 +14,7 @@ import * as openpgp from 'openpgp';
 import { UserError } from '../../util/errors.js';
 import { readPublicKey, verifyDetached } from '../pgp.js';
 import { manifestMismatches, parseManifest, type BundleManifest } from './manifest.js';
-import { MANIFEST_FILE, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
+import { comparePaths, MANIFEST_FILE, memberMode, parentDirs, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
 import { parseSums } from './sums.js';
 import { readTar, type TarDefect, type TarEntry } from './tar.js';
 
@@ -32,6 +32,11 @@ export interface VerifyOptions {
   publicKeys: openpgp.PublicKey[];
   /** accept a bundle without SHA256SUMS.asc (and do not check a signature when no key is given) */
   allowUnsigned: boolean;
+  /**
+   * Small members whose verified bodies the caller needs (bundle.yaml is always kept): taken from this same
+   * pass, so what the caller uses is what was checked, not a second read of a file that may have changed since.
+   */
+  keep?: readonly string[];
 }
 
 export interface VerifyReport {
@@ -43,11 +48,18 @@ export interface VerifyReport {
   problems: VerifyProblem[];
   /** bundle.yaml, when it was intact and valid */
   manifest: BundleManifest | null;
+  /** sha256 (hex) of the whole bundle file as this pass read it; null when the walk stopped early */
+  sha256: string | null;
+  /** sha256 (hex) of SHA256SUMS: what hosts check their unpacked copy against; null when there was none */
+  sumsSha256: string | null;
+  /** the bodies of the `keep` members that verified, by path */
+  kept: Map<string, Buffer>;
 }
 
 const MAX_SUMS_SIZE = 64 << 20;
 const MAX_SIGNATURE_SIZE = 64 << 10;
 const MAX_MANIFEST_SIZE = 64 << 20;
+const MAX_KEPT_SIZE = 64 << 20;
 const ARCHIVE = '(archive)';
 
 export async function verifyBundle(file: string, options: VerifyOptions): Promise<VerifyReport> {
@@ -69,11 +81,19 @@ class Verification {
   private manifestText: string | null = null;
   /** set when the walk stopped early, so files never reached are not misreported as missing */
   private stopped = false;
+  private readonly whole = createHash('sha256');
+  private readonly directories: { path: string }[] = [];
+  /** the last member after bundle.yaml, for the order check */
+  private previous: string | null = null;
+  private readonly kept = new Map<string, Buffer>();
+  private readonly keep: Set<string>;
 
-  constructor(private readonly options: VerifyOptions) {}
+  constructor(private readonly options: VerifyOptions) {
+    this.keep = new Set([MANIFEST_FILE, ...(options.keep ?? [])]);
+  }
 
   async walk(file: string): Promise<void> {
-    for await (const item of readTar(file)) {
+    for await (const item of readTar(file, { onBytes: (chunk) => this.whole.update(chunk) })) {
       if (item.kind === 'defect') this.defect(item.defect);
       else if (!(await this.entry(item.entry))) this.stopped = true;
       if (this.stopped) return;
@@ -83,9 +103,22 @@ class Verification {
   }
 
   report(): VerifyReport {
-    if (this.sums && !this.stopped) this.reportMissing(this.sums);
+    if (this.sums && !this.stopped) {
+      this.reportMissing(this.sums);
+      this.reportStrayDirectories(this.sums);
+    }
     const manifest = this.stopped ? null : this.manifest();
-    return { ok: this.problems.length === 0, signer: this.signer, files: this.intact, problems: this.problems, manifest };
+    const kept = new Map([...this.kept].filter(([path]) => path !== MANIFEST_FILE || this.options.keep?.includes(path)));
+    return {
+      ok: this.problems.length === 0,
+      signer: this.signer,
+      files: this.intact,
+      problems: this.problems,
+      manifest,
+      sha256: this.stopped ? null : this.whole.digest('hex'),
+      sumsSha256: this.sumsBytes ? createHash('sha256').update(this.sumsBytes).digest('hex') : null,
+      kept,
+    };
   }
 
   /** Handle one member; false when nothing after it can be trusted or read. */
@@ -93,13 +126,16 @@ class Verification {
     if (!this.sums) return this.leadingSums(entry);
     if (!this.signatureChecked && entry.path === SIGNATURE_FILE && entry.type === 'file' && this.seen.size === 1) {
       this.seen.add(entry.path);
+      this.checkMode(entry);
       this.signature = (await entry.readAll(MAX_SIGNATURE_SIZE).catch(() => null))?.toString('latin1') ?? '';
       return true;
     }
     if (!(await this.checkSignature())) return false;
     if (!this.acceptable(entry)) return true;
+    this.checkOrder(entry);
     this.seen.add(entry.path);
     if (entry.type === 'file') await this.hashFile(entry);
+    else this.directories.push(entry);
     return true;
   }
 
@@ -109,6 +145,7 @@ class Verification {
       return false;
     }
     this.seen.add(SUMS_FILE);
+    this.checkMode(entry);
     if (entry.size > MAX_SUMS_SIZE) {
       this.problem(SUMS_FILE, 'bad-entry', `${entry.size} bytes is implausibly large`);
       return false;
@@ -154,9 +191,48 @@ class Verification {
   private acceptable(entry: TarEntry): boolean {
     const reason = unsafePathReason(entry.path);
     if (reason) return this.problem(entry.path, 'bad-entry', `refusing path: ${reason}`);
-    if (entry.type === 'other') return this.problem(entry.path, 'bad-entry', `not a regular file or directory (tar type '${printable(entry.typeflag)}'); refusing links and devices`);
     if (this.seen.has(entry.path)) return this.problem(entry.path, 'bad-entry', 'appears more than once (tar would extract the last copy)');
-    return true;
+    return this.checkMode(entry);
+  }
+
+  /** The mode must be the one the packer gives this path: tar as root creates the file with it. */
+  private checkMode(entry: TarEntry): boolean {
+    if (entry.type === 'other') return false; // refused by readTar already
+    const mode = memberMode(entry.path, entry.type);
+    if (entry.mode === mode) return true;
+    return this.problem(entry.path, 'bad-entry', `mode ${octal(entry.mode)}; kube-bundle packs this ${entry.type} as ${octal(mode)} (modes follow from the path)`);
+  }
+
+  /**
+   * The packer's order: bundle.yaml right after SHA256SUMS(.asc), then every directory and file in path order.
+   * (An archive in another order can unpack to the same tree; refusing it keeps "what verify accepts" exactly
+   * "what the packer writes".)
+   */
+  private checkOrder(entry: TarEntry): void {
+    const first = this.seen.size === (this.signature === null ? 1 : 2);
+    if (first) {
+      if (entry.path !== MANIFEST_FILE) this.problem(entry.path, 'bad-entry', `the member after ${SUMS_FILE}${this.signature === null ? '' : ` and ${SIGNATURE_FILE}`} must be ${MANIFEST_FILE}`);
+      else return;
+    }
+    if (this.previous !== null && comparePaths(this.previous, entry.path) >= 0) {
+      this.problem(entry.path, 'bad-entry', `out of order after ${this.previous} (kube-bundle writes members in path order)`);
+    }
+    this.previous = entry.path;
+  }
+
+  /**
+   * Directories are exactly the parents of the listed files, each with its own entry: tar would create any
+   * other one, empty, wherever it says; and one without an entry would get whatever mode tar makes up for it.
+   */
+  private reportStrayDirectories(sums: Map<string, string>): void {
+    const parents = new Set([...sums.keys()].flatMap(parentDirs));
+    for (const dir of this.directories) {
+      if (!parents.has(dir.path)) this.problem(dir.path, 'extra', `a directory that holds no file listed in ${SUMS_FILE}`);
+    }
+    const entered = new Set(this.directories.map((d) => d.path));
+    for (const dir of [...parents].sort(comparePaths)) {
+      if (!entered.has(dir)) this.problem(dir, 'missing', 'no directory entry (kube-bundle writes one for every directory)');
+    }
   }
 
   private async hashFile(entry: TarEntry): Promise<void> {
@@ -165,7 +241,8 @@ class Verification {
       this.problem(entry.path, 'extra', `not listed in ${SUMS_FILE}`);
       return;
     }
-    const keep = entry.path === MANIFEST_FILE && entry.size <= MAX_MANIFEST_SIZE ? [] as Buffer[] : null;
+    const limit = entry.path === MANIFEST_FILE ? MAX_MANIFEST_SIZE : MAX_KEPT_SIZE;
+    const keep = this.keep.has(entry.path) && entry.size <= limit ? [] as Buffer[] : null;
     const hash = createHash('sha256');
     for await (const chunk of entry.chunks()) {
       hash.update(chunk);
@@ -176,7 +253,9 @@ class Verification {
       return;
     }
     this.intact++;
-    if (keep) this.manifestText = Buffer.concat(keep).toString('utf8');
+    if (!keep) return;
+    this.kept.set(entry.path, Buffer.concat(keep));
+    if (entry.path === MANIFEST_FILE) this.manifestText = this.kept.get(entry.path)!.toString('utf8');
   }
 
   private defect(d: TarDefect): void {
@@ -230,8 +309,8 @@ async function canonicalArmorProblem(armored: string): Promise<string | null> {
   }
 }
 
-function printable(typeflag: string): string {
-  return /^[\x21-\x7e]$/.test(typeflag) ? typeflag : `\\x${typeflag.charCodeAt(0).toString(16).padStart(2, '0')}`;
+function octal(mode: number): string {
+  return mode.toString(8).padStart(4, '0');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -242,22 +321,31 @@ export interface VerifyFileOptions {
   /** armored public key of the trusted signer */
   pubkeyFile?: string;
   allowUnsigned: boolean;
+  /** see VerifyOptions.keep */
+  keep?: readonly string[];
+}
+
+export interface VerifiedFile extends VerifyReport {
+  /** the armored key the signature was checked with, as read once from pubkeyFile; null without one */
+  publicKeyArmored: string | null;
 }
 
 /** Read the key, check the bundle can be opened, verify. Throws a UserError only for unusable inputs. */
-export async function verifyBundleFile(options: VerifyFileOptions): Promise<VerifyReport> {
+export async function verifyBundleFile(options: VerifyFileOptions): Promise<VerifiedFile> {
   if (!options.pubkeyFile && !options.allowUnsigned) {
     throw new UserError('no public key to check the bundle\'s signature with', 'pass --pubkey <signer.pub.asc>, or --allow-unsigned to skip signature checks');
   }
-  const publicKeys = options.pubkeyFile ? [await readPublicKey(await readText(options.pubkeyFile, 'public key'), options.pubkeyFile)] : [];
+  const publicKeyArmored = options.pubkeyFile ? await readText(options.pubkeyFile, 'public key') : null;
+  const publicKeys = publicKeyArmored !== null ? [await readPublicKey(publicKeyArmored, options.pubkeyFile!)] : [];
   await stat(options.file).catch((err: Error) => {
     throw new UserError(`cannot read bundle ${options.file}: ${err.message}`);
   });
-  return verifyBundle(options.file, { publicKeys, allowUnsigned: options.allowUnsigned });
+  const report = await verifyBundle(options.file, { publicKeys, allowUnsigned: options.allowUnsigned, ...(options.keep ? { keep: options.keep } : {}) });
+  return { ...report, publicKeyArmored };
 }
 
 /** Verify and throw a UserError listing every problem unless the bundle is intact. */
-export async function assertBundleVerified(options: VerifyFileOptions): Promise<VerifyReport> {
+export async function assertBundleVerified(options: VerifyFileOptions): Promise<VerifiedFile> {
   const report = await verifyBundleFile(options);
   if (!report.ok) throw verificationFailure(options.file, report);
   return report;
