@@ -164,7 +164,7 @@ async function build(ctx: Context, scenario: Scenario, round: string, cache: str
   const name = `${scenario.name}-${round}`;
   const args = [
     'build', 'v1.32.3', '-t', 'debian-12', '--key', ctx.keyFile, '-o', join(ctx.dir, `${name}.tar`), '--json',
-    '--cache', cache, '--concurrency', String(CONCURRENCY), '--trust-key', ctx.upstream.k8sKeyFile,
+    '--cache', cache, '--concurrency', String(CONCURRENCY), '--trust-key', ctx.upstream.k8sKeyFile, ...ctx.upstream.pins.flatMap((p) => ['--pin', p]),
     ...scenario.mirrors.flatMap((m) => ['--mirror', m]),
     ...extra,
   ];

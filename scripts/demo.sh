@@ -26,6 +26,8 @@ trap cleanup EXIT
 for _ in $(seq 600); do [ -s "$out/upstream.json" ] && break; kill -0 "$upstream" || exit 1; sleep 0.1; done
 mapfile -t mirrors < <(node -e 'for (const m of JSON.parse(require("fs").readFileSync(process.argv[1])).mirrorFlags) console.log("--mirror=" + m)' "$out/upstream.json")
 k8skey=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).k8sKeyFile)' "$out/upstream.json")
+# The simulated GitHub's release files are not the real ones pinned in bundles/components.yaml: pin what it serves.
+mapfile -t pins < <(node -e 'for (const p of JSON.parse(require("fs").readFileSync(process.argv[1])).pinFlags) console.log("--pin=" + p)' "$out/upstream.json")
 # The target's Debian archive names, mapped onto the archive this machine's apt uses (read at run time).
 main=$(awk '/^URIs:/ {print $2}' /etc/apt/sources.list.d/*.sources | grep -m1 '/debian$')
 security=$(awk '/^URIs:/ {print $2}' /etc/apt/sources.list.d/*.sources | grep -m1 '/debian-security$')
@@ -35,7 +37,7 @@ echo "== bundle keygen"
 echo "== bundle build v1.32.3 -t debian-12"
 bundle build v1.32.3 -t debian-12 --key "$out/keys/signer.asc" -o "$out/kube-bundle-v1.32.3-debian-12-amd64.tar" \
   "${mirrors[@]}" --mirror "http://ftp.debian.org/debian=$main" --mirror "http://security.debian.org/debian-security=$security" \
-  --trust-key "$k8skey" --cache "$out/cache"
+  --trust-key "$k8skey" "${pins[@]}" --cache "$out/cache"
 kill "$upstream"; wait "$upstream" 2>/dev/null || true   # from here on, nothing upstream is reachable
 echo "== bundle verify"
 bundle verify "$out/kube-bundle-v1.32.3-debian-12-amd64.tar" --pubkey "$out/keys/signer.pub.asc"

@@ -77,7 +77,7 @@ async function pushBigGzipImage(backendUrl: string): Promise<void> {
 async function build(upstream: BenchUpstream, keyFile: string, output: string, extra: string[]): Promise<string> {
   const r = await runBundle([
     'build', 'v1.32.3', '-t', 'debian-12', '--runtime', 'containerd', '--key', keyFile, '-o', output,
-    '--cache', BENCH_CACHE, '--trust-key', upstream.k8sKeyFile, ...upstream.mirrors.flatMap((m) => ['--mirror', m]),
+    '--cache', BENCH_CACHE, '--trust-key', upstream.k8sKeyFile, ...upstream.pins.flatMap((p) => ['--pin', p]), ...upstream.mirrors.flatMap((m) => ['--mirror', m]),
     ...extra,
   ]);
   log(`built ${output} in ${r.seconds.toFixed(1)} s`);

@@ -14,6 +14,8 @@ export interface BenchUpstream {
   mirrors: string[];
   /** armored public key that signs the simulated pkgs.k8s.io (for `--trust-key`) */
   k8sKeyFile: string;
+  /** `--pin` values for the simulated GitHub's release files (their bytes are not the real, pinned ones) */
+  pins: string[];
   /** writable distribution registry behind the proxies; repositories are `<upstream>/<repository>` */
   backendUrl: string;
   stop(): Promise<void>;
@@ -42,6 +44,7 @@ export async function startBenchUpstream(): Promise<BenchUpstream> {
         ...debianFlags,
       ],
       k8sKeyFile: apt.keyFile,
+      pins: github.pins,
       backendUrl: reg.backendUrl,
       stop,
     };

@@ -27,6 +27,7 @@ interface BuildFlags {
   imagesFile?: string;
   lock?: string;
   trustKey?: string[];
+  pin?: string[];
   ha?: boolean;
   cache?: string;
   concurrency: string;
@@ -119,6 +120,7 @@ export function createProgram(): Command {
     .option('--json', 'print a JSON summary')
     .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned')
     .option('--trust-key <file>', 'an armored OpenPGP public key trusted for the Kubernetes package repository besides the pinned one (a mirror that re-signs), repeatable', collect)
+    .option('--pin <url=sha256:hex>', 'the sha256 of a release file (flannel manifest, cri-dockerd deb) by its upstream URL, for this build besides bundles/components.yaml, repeatable', collect)
     .action(async (version: string, flags: BuildFlags) => {
       const { build } = await import('../core/build/build.js');
       const { formatBuildResult } = await import('../core/build/report.js');
@@ -136,6 +138,7 @@ export function createProgram(): Command {
         imagesFile: flags.imagesFile,
         lockFile: flags.lock,
         trustKeys: flags.trustKey ?? [],
+        pins: flags.pin ?? [],
         ha: Boolean(flags.ha),
         cacheDir: flags.cache ?? defaultCacheDir(),
         concurrency: positiveInt(flags.concurrency, '--concurrency'),

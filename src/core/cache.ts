@@ -3,7 +3,6 @@
  *
  *   <root>/blobs/sha256/<hex>   finished, verified content; the name IS the sha256 of the bytes
  *   <root>/tmp/<id>.partial     a download in progress (or cut short); never read as content
- *   <root>/urls/<sha256(url)>   the digest a versioned release asset had when first fetched (see assetDigest)
  *   <root>/derived/<kind>/<key> small data computed from cached content, e.g. a resolved package closure, under a
  *                               key the caller derives from the digests of its inputs (see readDerived)
  *
@@ -84,37 +83,6 @@ export class BlobCache {
       throw diskFullError(err, tmp, 'the download cache');
     }
     return hex;
-  }
-
-  /**
-   * The digest recorded for a release asset URL (a versioned GitHub download such as kube-flannel.yml of
-   * v0.26.5, whose content is fixed once released), if it is still in the cache. Lets a warm build skip it.
-   */
-  async assetDigest(url: string): Promise<string | undefined> {
-    let hex: string;
-    try {
-      hex = (await readFile(this.urlEntry(url), 'utf8')).trim();
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-    return SHA256_HEX.test(hex) && (await this.sizeOf(hex)) !== undefined ? hex : undefined;
-  }
-
-  async recordAssetDigest(url: string, sha256Hex: string): Promise<void> {
-    const tmp = await this.partialPath();
-    try {
-      await mkdir(path.dirname(this.urlEntry(url)), { recursive: true });
-      await writeFile(tmp, checkHex(sha256Hex) + '\n');
-      await rename(tmp, this.urlEntry(url));
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw diskFullError(err, tmp, 'the download cache');
-    }
-  }
-
-  private urlEntry(url: string): string {
-    return path.join(this.root, 'urls', createHash('sha256').update(url).digest('hex'));
   }
 
   /**

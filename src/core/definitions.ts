@@ -42,6 +42,8 @@ export interface ComponentsDef {
   kubernetes: { aptRepository: string; signingKeys: string[]; packages: string[]; companions: string[] };
   flannel: { version: string; manifest: string; images: string[] };
   'cri-dockerd': { version: string; deb: string; arches: Arch[] };
+  /** upstream URL of a release file → its sha256 (bare hex), checked and known-good */
+  releaseDigests: Record<string, string>;
 }
 
 interface ImageRow {
@@ -67,8 +69,35 @@ function loadYaml<T>(file: string): T {
   }
 }
 
+export function componentsFile(): string {
+  return join(bundlesDir(), 'components.yaml');
+}
+
 export function loadComponents(): ComponentsDef {
-  return loadYaml<ComponentsDef>(join(bundlesDir(), 'components.yaml'));
+  const file = componentsFile();
+  const def = loadYaml<ComponentsDef & { releaseDigests?: unknown }>(file);
+  return { ...def, releaseDigests: parseReleaseDigests(def.releaseDigests, file) };
+}
+
+/** `sha256:<hex>` → bare lowercase hex, or undefined for anything else. */
+export function sha256Of(text: unknown): string | undefined {
+  const m = typeof text === 'string' ? /^sha256:([0-9a-fA-F]{64})$/.exec(text.trim()) : null;
+  return m?.[1]?.toLowerCase();
+}
+
+/** The releaseDigests table: https URLs to `sha256:<hex>`; a malformed entry names itself, so a typo cannot unpin a file. */
+export function parseReleaseDigests(table: unknown, file: string): Record<string, string> {
+  if (table === undefined || table === null) return {};
+  if (typeof table !== 'object' || Array.isArray(table)) throw new UserError(`${file}: releaseDigests must map URLs to sha256:<hex>`);
+  const digests: Record<string, string> = {};
+  for (const [url, value] of Object.entries(table)) {
+    const hex = sha256Of(value);
+    if (!/^https:\/\/[^\s]+$/.test(url) || hex === undefined) {
+      throw new UserError(`${file}: releaseDigests entry '${url}: ${String(value)}' is not <https URL>: sha256:<64 hex digits>`);
+    }
+    digests[url] = hex;
+  }
+  return digests;
 }
 
 export function targetNames(): string[] {
@@ -106,12 +135,16 @@ function inRange(range: string, patch: number): boolean {
   return lo !== undefined && patch >= lo && patch <= (hi ?? lo);
 }
 
+export function controlPlaneImagesFile(): string {
+  return join(bundlesDir(), 'control-plane-images.yaml');
+}
+
 /**
  * The control-plane images kubeadm pulls for a version, in kubeadm's own order, or undefined when the
- * table has no row for it (then only the bundled kubeadm can tell).
+ * table has no row for it.
  */
 export function controlPlaneImagesFromTable(version: KubeVersion): string[] | undefined {
-  const table = loadYaml<ImageTable>(join(bundlesDir(), 'control-plane-images.yaml'));
+  const table = loadYaml<ImageTable>(controlPlaneImagesFile());
   const row = table.minors[`${version.major}.${version.minor}`]?.find((r) => inRange(r.patches, version.patch));
   if (!row) return undefined;
   const r = table.registry;

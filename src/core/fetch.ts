@@ -21,6 +21,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import got, { RequestError, TimeoutError } from 'got';
 import { diskFullError, UserError } from '../util/errors.js';
+import { redactUrl, redactUrls } from '../util/redact.js';
 import { type BlobCache, FileWriter, isNotFound } from './cache.js';
 
 export interface Timeouts {
@@ -116,6 +117,19 @@ const MAX_REDIRECTS = 10;
 /** Headers that carry a credential and so must never follow a redirect to another origin. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
 
+/** Content whose sha256 is not the one asked for: names what, where from, and both digests. */
+export class DigestMismatchError extends UserError {
+  constructor(
+    label: string,
+    url: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`${label}: ${redactUrl(url)} sent content with sha256 ${actual}, expected ${expected}`, 'the upstream or mirror served different bytes; the download was discarded');
+    this.name = 'DigestMismatchError';
+  }
+}
+
 /** A failure worth another try: the network, a timeout, a 5xx/429, a bad resume. */
 export class TransientError extends Error {
   override readonly name = 'TransientError';
@@ -133,9 +147,10 @@ export async function openUrl(
     if (!REDIRECT_STATUSES.has(res.status)) return res;
     res.body.destroy();
     const location = res.headers.location;
-    if (!location) throw new UserError(`${redact(current)} answered HTTP ${res.status} without a Location header (asked for ${url})`);
-    if (hop >= MAX_REDIRECTS) throw new UserError(`more than ${MAX_REDIRECTS} redirects fetching ${url}`);
+    if (!location) throw new UserError(`${redactUrl(current)} answered HTTP ${res.status} without a Location header (asked for ${redactUrl(url)})`);
+    if (hop >= MAX_REDIRECTS) throw new UserError(`more than ${MAX_REDIRECTS} redirects fetching ${redactUrl(url)}`);
     const next = new URL(location, current);
+    checkRedirect(current, next);
     if (next.origin !== current.origin) headers = withoutCredentials(headers);
     current = next;
   }
@@ -164,19 +179,27 @@ function withoutCredentials(headers: HeaderMap): HeaderMap {
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
 }
 
-/** A URL fit for an error message: no user info, no query (a redirect target's query is often a signature). */
-export function redact(url: URL | string): string {
-  const u = new URL(url);
-  return `${u.protocol}//${u.host}${u.pathname}`;
+/**
+ * A redirect we refuse to follow: from https to plain http, which would hand the rest of the download (and its
+ * integrity until the digest check, and any token in the new URL) to whoever sits on the network path. An http
+ * mirror is fine when the operator names it (`--mirror`); a server must not downgrade on its own.
+ */
+export function checkRedirect(from: URL, to: URL): void {
+  if (from.protocol === 'https:' && to.protocol !== 'https:') {
+    throw new UserError(
+      `${redactUrl(from)} redirects to ${redactUrl(to)}: refusing a redirect from https to ${to.protocol.replace(/:$/, '')}`,
+      'the server downgrades the connection; fix it, or name a plain-http source yourself with --mirror if that is really meant',
+    );
+  }
 }
 
 /** Turn got's errors into a TransientError whose message says what happened and where. */
 function asNetworkFailure(err: unknown, url: URL, timeouts: Timeouts): Error {
   if (err instanceof TimeoutError) {
     const what = err.event === 'socket' ? `no data for ${timeouts.idleMs} ms` : `${err.event} took over ${timeouts.connectMs} ms`;
-    return new TransientError(`timed out (${what}) talking to ${redact(url)}`);
+    return new TransientError(`timed out (${what}) talking to ${redactUrl(url)}`);
   }
-  if (err instanceof RequestError) return new TransientError(`${err.code ?? 'network error'}: ${err.message} (${redact(url)})`);
+  if (err instanceof RequestError) return new TransientError(`${err.code ?? 'network error'}: ${redactUrls(err.message)} (${redactUrl(url)})`);
   return err instanceof Error ? err : new Error(String(err));
 }
 
@@ -188,7 +211,7 @@ export async function readSmallBody(res: HttpResponse, limit: number): Promise<B
     size += chunk.length;
     if (size > limit) {
       res.body.destroy();
-      throw new UserError(`${redact(res.url)} sent more than ${limit} bytes where a small document was expected`);
+      throw new UserError(`${redactUrl(res.url)} sent more than ${limit} bytes where a small document was expected`);
     }
     chunks.push(chunk);
   }
@@ -317,7 +340,8 @@ export class Fetcher {
         if (!(err instanceof TransientError)) throw err;
         if (tries >= this.retry.attempts) {
           const hint = 'check the network or the mirror; run again to resume';
-          throw new UserError(`${what} failed after ${tries} attempt(s): ${err.message}`, hint, { cause: err });
+          // `what` names URLs its callers built: redacted here too, whatever they did
+          throw new UserError(redactUrls(`${what} failed after ${tries} attempt(s): ${err.message}`), hint, { cause: err });
         }
         await delay(this.retry.baseDelayMs * 2 ** (tries - 1));
       }
@@ -361,7 +385,7 @@ export class Fetcher {
     const partial = await this.cache.partialPath(hex);
     const item = this.trackItem(labelOf(request), request.expected.size);
     try {
-      const result = await this.withRetries(`download of ${labelOf(request)} from ${request.url}`, () =>
+      const result = await this.withRetries(`download of ${labelOf(request)} from ${redactUrl(request.url)}`, () =>
         this.attemptDownload(request, hex, partial, item),
       );
       this.counters.itemsFetched++;
@@ -402,7 +426,7 @@ export class Fetcher {
     try {
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         if (size !== undefined && offset + received + chunk.length > size) {
-          throw new UserError(`${labelOf(request)}: ${redact(res.url)} sent more than the expected ${size} bytes`);
+          throw new UserError(`${labelOf(request)}: ${redactUrl(res.url)} sent more than the expected ${size} bytes`);
         }
         hash.update(chunk);
         const watchers = hex === undefined ? undefined : this.watchers.get(hex); // who watches may start mid-way
@@ -415,13 +439,13 @@ export class Fetcher {
     } catch (err) {
       res.body.destroy();
       await file.close().catch(() => undefined);
-      const full = diskFullError(err, partial, `${labelOf(request)} from ${redact(res.url)}`);
+      const full = diskFullError(err, partial, `${labelOf(request)} from ${redactUrl(res.url)}`);
       throw full !== err || err instanceof UserError ? full : asNetworkFailure(err, new URL(res.url), this.timeouts);
     }
     try {
       await file.close();
     } catch (err) {
-      throw diskFullError(err, partial, `${labelOf(request)} from ${redact(res.url)}`);
+      throw diskFullError(err, partial, `${labelOf(request)} from ${redactUrl(res.url)}`);
     }
     return received;
   }
@@ -459,7 +483,7 @@ export class Fetcher {
       const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers['content-range'] ?? '');
       if (range?.[1] !== String(offset)) {
         discard(res);
-        throw new TransientError(`${redact(res.url)} answered a resume from byte ${offset} with Content-Range '${res.headers['content-range'] ?? ''}'`);
+        throw new TransientError(`${redactUrl(res.url)} answered a resume from byte ${offset} with Content-Range '${res.headers['content-range'] ?? ''}'`);
       }
       return offset;
     }
@@ -468,15 +492,15 @@ export class Fetcher {
       const { size } = request.expected;
       if (size !== undefined && announced !== undefined && announced !== size) {
         discard(res);
-        throw new UserError(`${label}: ${request.url} sends ${announced} bytes, expected ${size}`);
+        throw new UserError(`${label}: ${redactUrl(request.url)} sends ${announced} bytes, expected ${size}`);
       }
       return 0;
     }
     discard(res);
-    if (res.status === 416) throw new TransientError(`${redact(res.url)} refused to resume at byte ${offset} (HTTP 416)`);
-    if (isTransientStatus(res.status)) throw new TransientError(`HTTP ${res.status} from ${redact(res.url)}`);
-    const where = res.url === request.url ? '' : ` (at ${redact(res.url)})`;
-    throw new UserError(`cannot fetch ${label}: ${request.url} answered HTTP ${res.status}${where}`, hintForStatus(res.status));
+    if (res.status === 416) throw new TransientError(`${redactUrl(res.url)} refused to resume at byte ${offset} (HTTP 416)`);
+    if (isTransientStatus(res.status)) throw new TransientError(`HTTP ${res.status} from ${redactUrl(res.url)}`);
+    const where = res.url === request.url ? '' : ` (at ${redactUrl(res.url)})`;
+    throw new UserError(`cannot fetch ${label}: ${redactUrl(request.url)} answered HTTP ${res.status}${where}`, hintForStatus(res.status));
   }
 
   private async finish(
@@ -491,16 +515,13 @@ export class Fetcher {
     const label = labelOf(request);
     if (request.expected.size !== undefined && size < request.expected.size) {
       // Keep the partial: the next attempt resumes from it.
-      throw new TransientError(`${request.url} ended after ${size} of ${request.expected.size} bytes`);
+      throw new TransientError(`${redactUrl(request.url)} ended after ${size} of ${request.expected.size} bytes`);
     }
     const actual = hash.digest('hex');
     if (hex !== undefined && actual !== hex) {
       await rm(partial, { force: true });
       if (resumed) throw new TransientError(`sha256 mismatch after resuming ${label}; starting over`);
-      throw new UserError(
-        `${label}: content from ${request.url} has sha256 ${actual}, expected ${hex}`,
-        'the upstream or mirror served different bytes; the download was discarded',
-      );
+      throw new DigestMismatchError(label, request.url, hex, actual);
     }
     const path = await this.cache.commit(partial, actual);
     this.verifiedNow.add(actual);
@@ -558,7 +579,7 @@ function contentLength(res: HttpResponse): number | undefined {
 }
 
 function labelOf(request: FetchRequest): string {
-  return request.label ?? request.url;
+  return request.label ?? redactUrl(request.url);
 }
 
 export function hintForStatus(status: number): string | undefined {

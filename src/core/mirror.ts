@@ -4,6 +4,7 @@
  *  - registry hosts: registry.k8s.io=http://10.0.0.5:5001            (an OCI registry endpoint)
  */
 import { UserError } from '../util/errors.js';
+import { redactUrl, redactUrls } from '../util/redact.js';
 
 export interface Mirrors {
   /** URL prefix → replacement prefix, longest first */
@@ -14,12 +15,13 @@ export interface Mirrors {
 
 const REGISTRY_HOST = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d+)?$/i;
 
+/** `flag` is quoted in the errors: the caller passes it redacted. */
 function parseUrl(text: string, flag: string): URL {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new UserError(`--mirror ${flag}: '${text}' is not a URL`, 'write e.g. https://pkgs.k8s.io=http://10.0.0.5:8081/k8s');
+    throw new UserError(`--mirror ${flag}: '${redactUrls(text)}' is not a URL`, 'write e.g. https://pkgs.k8s.io=http://10.0.0.5:8081/k8s');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UserError(`--mirror ${flag}: only http and https are supported, not ${url.protocol}`);
@@ -32,23 +34,28 @@ const withoutSlash = (s: string) => s.replace(/\/+$/, '');
 
 export function parseMirrors(flags: readonly string[] = []): Mirrors {
   const mirrors: Mirrors = { urls: [], registries: new Map() };
-  for (const flag of flags) {
-    const eq = flag.indexOf('=');
-    if (eq <= 0 || eq === flag.length - 1) {
+  for (const given of flags) {
+    const flag = redactUrls(given); // for the errors below: a mirror URL may carry a password
+    const eq = given.indexOf('=');
+    if (eq <= 0 || eq === given.length - 1) {
       throw new UserError(`--mirror '${flag}' is not <from>=<to>`, 'e.g. --mirror registry.k8s.io=http://10.0.0.5:5001');
     }
-    const from = flag.slice(0, eq).trim();
-    const to = flag.slice(eq + 1).trim();
+    const from = given.slice(0, eq).trim();
+    const to = given.slice(eq + 1).trim();
     const target = parseUrl(to, flag);
     if (/^[a-z]+:\/\//i.test(from)) {
       parseUrl(from, flag);
       mirrors.urls.push({ from: withoutSlash(from), to: withoutSlash(target.href) });
     } else if (REGISTRY_HOST.test(from)) {
+      if (target.username || target.password) {
+        // the registry client pulls anonymously (or with the registry's own token flow): a password here would be ignored
+        throw new UserError(`--mirror ${flag}: a registry mirror cannot carry a user name or password`, 'give the registry as scheme://host[:port]; kube-bundle pulls anonymously');
+      }
       if (target.pathname !== '/') throw new UserError(`--mirror ${flag}: a registry mirror is a scheme://host[:port], without a path`);
       if (mirrors.registries.has(from)) throw new UserError(`--mirror ${flag}: ${from} is mirrored twice`);
       mirrors.registries.set(from, `${target.protocol}//${target.host}`);
     } else {
-      throw new UserError(`--mirror ${flag}: '${from}' is neither a URL prefix nor a registry host`);
+      throw new UserError(`--mirror ${flag}: '${redactUrls(from)}' is neither a URL prefix nor a registry host`);
     }
   }
   mirrors.urls.sort((a, b) => b.from.length - a.from.length);
@@ -64,4 +71,9 @@ export function resolveUrl(mirrors: Mirrors, upstream: string): string {
     }
   }
   return upstream;
+}
+
+/** Where an upstream URL is fetched from, fit to print: the mirror's credentials and any query redacted. */
+export function shownUrl(mirrors: Mirrors, upstream: string): string {
+  return redactUrl(resolveUrl(mirrors, upstream));
 }

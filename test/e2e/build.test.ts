@@ -35,6 +35,7 @@ describe('bundle build v1.32.3 for debian-12', () => {
       ...upstream.mirrorFlags.flatMap((m) => ['--mirror', m]),
       ...debianMirrorFlags(),
       '--trust-key', upstream.k8sKeyFile,
+      ...upstream.pinFlags.flatMap((p) => ['--pin', p]),
       '--cache', join(dir, 'cache'),
     ];
     bundle = join(dir, 'out', 'bundle.tar');
@@ -171,7 +172,7 @@ describe('bundle build v1.32.3 for debian-12', () => {
       assert.equal(result.packages.find((p: { name: string }) => p.name === 'kubeadm').version, '1.31.7-1.1');
     } else {
       assert.equal(r.code, 2);
-      // kubeadm 1.31.7's own image list (asked of the bundled stub): v1.31.7 and etcd 3.5.15-0 are not in the registries
+      // v1.31.7's images from the pinned table: v1.31.7 and etcd 3.5.15-0 are not in the registries
       assert.match(r.stderr, /registry\.k8s\.io\/[a-z/-]+:(v1\.31\.7|3\.5\.15-0): .* HTTP 404/, 'packages resolved; it stopped at the images');
     }
   });
@@ -192,6 +193,43 @@ describe('bundle build v1.32.3 for debian-12', () => {
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, expected, args.join(' '));
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace for an operator error');
+    }
+  });
+
+  test('release files are used only with a pinned sha256, and a mirror\'s password is never printed', async () => {
+    // without the pins, and reaching the simulated GitHub through a mirror URL with credentials (it ignores them)
+    const unpinned = [
+      '-t', 'debian-12',
+      ...upstream.mirrorFlags.filter((m) => !m.startsWith('https://github.com=')).flatMap((m) => ['--mirror', m]),
+      ...debianMirrorFlags(),
+      '--trust-key', upstream.k8sKeyFile,
+      '--cache', join(dir, 'cache'),
+    ];
+    const manifestUrl = 'https://github.com/flannel-io/flannel/releases/download/v0.26.5/kube-flannel.yml';
+    const served = upstream.pinFlags.find((p) => p.startsWith(`${manifestUrl}=`))?.split('=sha256:')[1];
+    assert.ok(served, 'the simulated GitHub pins its flannel manifest');
+    const secretMirror = ['--mirror', `https://github.com=${upstream.github.replace('http://', 'http://builder:s3cret@')}`];
+    const base = ['build', 'v1.32.3', ...unpinned, ...secretMirror, '--runtime', 'containerd', '--unsigned', '--dry-run'];
+
+    const none = await runCli(base, { env: { SOURCE_DATE_EPOCH: EPOCH } });
+    assert.equal(none.code, 2, none.stderr);
+    assert.ok(none.stderr.includes(`error: ${manifestUrl} (via http://***@`), none.stderr);
+    assert.ok(none.stderr.includes(`has no pinned sha256; the download has sha256:${served}`), none.stderr);
+    assert.match(none.stderr, /hint: check that digest against the upstream release, then add it under releaseDigests in .*bundles\/components\.yaml/);
+
+    const wrong = await runCli([...base, '--pin', `${manifestUrl}=sha256:${'0'.repeat(64)}`], { env: { SOURCE_DATE_EPOCH: EPOCH } });
+    assert.equal(wrong.code, 2, wrong.stderr);
+    assert.ok(wrong.stderr.includes(`has sha256 ${served}, expected ${'0'.repeat(64)} (pinned in --pin)`), wrong.stderr);
+
+    const out = join(dir, 'out', 'through-secret-mirror.tar');
+    const right = await runCli([...base.filter((a) => a !== '--dry-run'), '--pin', `${manifestUrl}=sha256:${served}`, '-o', out, '--json'], { env: { SOURCE_DATE_EPOCH: EPOCH } });
+    assert.equal(right.code, 0, right.stderr);
+    for (const r of [none, wrong, right]) assert.ok(!`${r.stdout}${r.stderr}`.includes('s3cret'), 'the password never shows');
+    const lockText = readFileSync(JSON.parse(right.stdout).lockFile, 'utf8');
+    const manifestText = execFileSync('tar', ['-xOf', out, 'bundle.yaml']).toString();
+    for (const text of [lockText, manifestText]) {
+      assert.ok(text.includes(manifestUrl), 'upstream names kept');
+      assert.ok(!text.includes('s3cret') && !text.includes('builder'), 'no credentials in the lock file or bundle.yaml');
     }
   });
 

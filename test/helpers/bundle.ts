@@ -28,6 +28,7 @@ export async function buildTestBundle(dir: string, extra: string[] = []): Promis
       ...upstream.mirrorFlags.flatMap((m) => ['--mirror', m]),
       ...debianMirrorFlags(),
       '--trust-key', upstream.k8sKeyFile,
+      ...upstream.pinFlags.flatMap((p) => ['--pin', p]),
       '--cache', TEST_BUILD_CACHE,
       ...extra,
     ]);

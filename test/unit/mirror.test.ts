@@ -23,3 +23,17 @@ test('bad --mirror values are user errors that quote the flag', () => {
   }
   assert.throws(() => parseMirrors(['docker.io=http://a', 'docker.io=http://b']), /mirrored twice/);
 });
+
+test('a mirror URL\'s password is used for fetching but never shown: errors and shownUrl redact it', async () => {
+  const { shownUrl } = await import('../../src/core/mirror.js');
+  const m = parseMirrors(['https://pkgs.k8s.io=https://me:s3cret@mirror.example/k8s']);
+  assert.equal(resolveUrl(m, 'https://pkgs.k8s.io/core:/stable:/v1.32/deb/InRelease'), 'https://me:s3cret@mirror.example/k8s/core:/stable:/v1.32/deb/InRelease');
+  assert.equal(shownUrl(m, 'https://pkgs.k8s.io/core:/stable:/v1.32/deb/InRelease'), 'https://***@mirror.example/k8s/core:/stable:/v1.32/deb/InRelease');
+  for (const bad of ['registry.k8s.io=http://me:s3cret@x/path', 'https://a=ftp://me:s3cret@b', 'https://me:s3cret@a']) {
+    assert.throws(() => parseMirrors([bad]), (err: unknown) => err instanceof UserError && !`${err.message} ${err.hint}`.includes('s3cret'), bad);
+  }
+});
+
+test('a registry mirror cannot carry credentials (they would be silently ignored)', () => {
+  assert.throws(() => parseMirrors(['registry.k8s.io=https://me:s3cret@harbor.example']), (err: unknown) => err instanceof UserError && /cannot carry a user name or password/.test(err.message) && !err.message.includes('s3cret'));
+});

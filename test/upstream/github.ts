@@ -3,6 +3,9 @@
  * server standing in for GitHub's asset CDN, which serves the bytes (with Range) under an opaque
  * `/github-production-release-asset/<id>` path and names the file only through the signed URL's
  * `response-content-disposition` parameter, as the real one does. Anything else is 404.
+ *
+ * Its files are not the real releases' bytes, so the digests pinned in bundles/components.yaml do not match them:
+ * it computes the sha256 of what it serves and gives them as `--pin` values (`pins`) for builds against it.
  */
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -23,6 +26,8 @@ export interface Github {
   cdnUrl: string;
   requests: RequestRecord[];
   cdnRequests: RequestRecord[];
+  /** `bundle build --pin` values for every file served: `https://github.com/<path>=sha256:<hex>` */
+  pins: string[];
   stop(): Promise<void>;
 }
 
@@ -36,9 +41,11 @@ export async function startGithub({ host, workDir }: { host: string; workDir: st
   const objects = path.join(root, 'objects');
   const servers: StaticServer[] = [];
   try {
+    const pins: string[] = [];
     for (const asset of await releaseAssets()) {
       await place(path.join(releases, asset.urlPath), asset);
       await place(path.join(objects, ASSET_PREFIX, assetId(asset.urlPath)), asset);
+      pins.push(`https://github.com${asset.urlPath}=sha256:${await sha256File(path.join(releases, asset.urlPath))}`);
     }
     const cdn = await startStaticServer({ root: objects, host, contentType: 'application/octet-stream' });
     servers.push(cdn);
@@ -54,6 +61,7 @@ export async function startGithub({ host, workDir }: { host: string; workDir: st
       cdnUrl: cdn.url,
       requests: github.requests,
       cdnRequests: cdn.requests,
+      pins,
       stop: () => stopServing(servers, root),
     };
   } catch (err) {
@@ -83,6 +91,10 @@ async function place(target: string, asset: Asset): Promise<void> {
   await mkdir(path.dirname(target), { recursive: true });
   if (typeof asset.content === 'string') await writeFile(target, asset.content);
   else await copyFile(asset.content.file, target);
+}
+
+async function sha256File(file: string): Promise<string> {
+  return createHash('sha256').update(await readFile(file)).digest('hex');
 }
 
 /** Stable opaque id per asset, so the CDN URL says nothing about the file name. */

@@ -1,6 +1,8 @@
 /**
  * The whole simulated upstream in one call: pkgs.k8s.io, registry.k8s.io / ghcr.io / docker.io, GitHub releases.
  * `mirrorFlags` are the `--mirror` flags that point `bundle build` at it; the bundle keeps upstream names.
+ * `pinFlags` are the `--pin` values for its GitHub release files, whose bytes are not the real ones pinned in
+ * bundles/components.yaml (as `k8sKeyFile` is the `--trust-key` for its pkgs.k8s.io).
  */
 import { mkdirSync } from 'node:fs';
 import { startK8sApt } from './apt.js';
@@ -14,6 +16,8 @@ export interface Upstream {
   /** armored public key of the test key that signs the simulated pkgs.k8s.io */
   k8sKeyFile: string;
   mirrorFlags: string[];
+  /** `--pin` values: the sha256 of every release file the simulated GitHub serves, by its upstream URL */
+  pinFlags: string[];
   stop(): Promise<void>;
 }
 
@@ -41,6 +45,7 @@ export async function startUpstream(opts: { host?: string; workDir?: string } = 
         `https://github.com=${github.url}`,
         ...Object.entries(reg.registries).map(([name, url]) => `${name}=${url}`),
       ],
+      pinFlags: github.pins,
       stop: () => stopAll(stops),
     };
   } catch (err) {

@@ -16,7 +16,7 @@ import { PackageIndex, scanSource, SourceScan, type PackageRecord, type PackageS
 import { StreamingScan } from '../apt/stream-scan.js';
 import type { BlobCache } from '../cache.js';
 import { discard, isTransientStatus, TransientError, type Fetcher, type FetchResult } from '../fetch.js';
-import { resolveUrl, type Mirrors } from '../mirror.js';
+import { resolveUrl, shownUrl, type Mirrors } from '../mirror.js';
 import { fingerprintOf, readPublicKey, verifyCleartext } from '../pgp.js';
 
 const MAX_SMALL = 16 * 1024 * 1024;
@@ -66,7 +66,8 @@ export type ResolvedPackage = Pick<PackageRecord, 'name' | 'version' | 'architec
 /** GET a small document through the mirrors; a 404 is reported with `notFound` when given. */
 export async function getSmall(fetcher: Fetcher, mirrors: Mirrors, upstreamUrl: string, what: string, notFound?: () => UserError): Promise<Buffer> {
   const url = resolveUrl(mirrors, upstreamUrl);
-  return fetcher.withRetries(`${what} from ${url}`, async () => {
+  const shown = shownUrl(mirrors, upstreamUrl);
+  return fetcher.withRetries(`${what} from ${shown}`, async () => {
     const res = await fetcher.open(url);
     if (res.status === 404 && notFound) {
       discard(res);
@@ -74,8 +75,8 @@ export async function getSmall(fetcher: Fetcher, mirrors: Mirrors, upstreamUrl: 
     }
     if (res.status !== 200) {
       discard(res);
-      if (isTransientStatus(res.status)) throw new TransientError(`HTTP ${res.status} from ${url}`);
-      throw new UserError(`${what}: HTTP ${res.status} from ${url}`, res.status === 401 || res.status === 403 ? 'the server wants credentials; kube-bundle fetches anonymously' : undefined);
+      if (isTransientStatus(res.status)) throw new TransientError(`HTTP ${res.status} from ${shown}`);
+      throw new UserError(`${what}: HTTP ${res.status} from ${shown}`, res.status === 401 || res.status === 403 ? 'the server wants credentials; kube-bundle fetches anonymously' : undefined);
     }
     return fetcher.readMetadata(res, MAX_SMALL);
   });
@@ -97,7 +98,7 @@ export async function kubernetesRepoKeys(fetcher: Fetcher, mirrors: Mirrors, rel
   if (served && pinned.map((f) => f.toUpperCase()).includes(fingerprintOf(served))) keys.push(served);
   if (keys.length === 0) {
     throw new UserError(
-      `${resolveUrl(mirrors, url)} serves key ${served ? fingerprintOf(served) : '(none)'}, which is not the pinned Kubernetes signing key (${pinned.join(', ')})`,
+      `${shownUrl(mirrors, url)} serves key ${served ? fingerprintOf(served) : '(none)'}, which is not the pinned Kubernetes signing key (${pinned.join(', ')})`,
       'if you trust it (e.g. a mirror that re-signs), pass it with --trust-key <file>',
     );
   }
@@ -121,10 +122,10 @@ export async function verifyRepository(
   Promise.resolve(keys).catch(() => undefined); // their failure is reported below, or by whoever else waits for them
   const text = (
     await getSmall(fetcher, mirrors, inReleaseUrl, `${repo.label} InRelease`, () =>
-      new UserError(`${repo.label}: no InRelease at ${resolveUrl(mirrors, inReleaseUrl)} (HTTP 404)`),
+      new UserError(`${repo.label}: no InRelease at ${shownUrl(mirrors, inReleaseUrl)} (HTTP 404)`),
     )
   ).toString('utf8');
-  const verified = await verifyCleartext(text, await keys, resolveUrl(mirrors, inReleaseUrl));
+  const verified = await verifyCleartext(text, await keys, shownUrl(mirrors, inReleaseUrl));
   const release = parseRelease(verified.text, inReleaseUrl);
   assertReleaseCurrent(release, now);
   const index = pickIndexFile(release, packagesIndexPath(repo.component, arch), repo.releaseDir);

@@ -6,8 +6,8 @@
  *   1. signing key (before any download: a wrong passphrase fails at once)
  *   2. package indexes: pkgs.k8s.io for the minor, the target distribution's archive; every InRelease verified
  *   3. the exact Kubernetes packages, cri-dockerd's deb, and the dependency closure per architecture
- *   4. images: kubeadm's control-plane list (asked of the bundled kubeadm and checked against bundles/), flannel's,
- *      and extras; manifests resolved for the chosen platforms
+ *   4. images: kubeadm's control-plane list (from the pinned table in bundles/; the downloaded kubeadm is never run
+ *      here, where the signing key is), flannel's, and extras; manifests resolved for the chosen platforms
  *   5. lock: what was resolved, checked against --lock when given
  *   6. download (or, with --dry-run, print the list and stop), then pack and sign
  */
@@ -27,7 +27,7 @@ import { BlobCache } from '../cache.js';
 import { Fetcher, sha256Hex, type FetchResult, type FetchStats } from '../fetch.js';
 import { ARCHES, controlPlaneImagesFromTable, loadComponents, loadTarget, parseArch, parseRuntimes, type Arch, type Runtime, type TargetDef } from '../definitions.js';
 import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
-import { parseMirrors, resolveUrl, type Mirrors } from '../mirror.js';
+import { parseMirrors, resolveUrl, shownUrl, type Mirrors } from '../mirror.js';
 import { parsePlatform } from '../oci/media-types.js';
 import { buildLayout } from '../oci/layout.js';
 import { RegistryClient, type PulledImage } from '../oci/registry.js';
@@ -51,7 +51,8 @@ import {
   type ResolvedPackage,
   type VerifiedRepo,
 } from './apt-sources.js';
-import { controlPlaneImages, hostDebArch } from './control-plane-images.js';
+import { controlPlaneImages } from './control-plane-images.js';
+import { fetchReleaseFile, parsePinFlags, pinFor, type PinSources } from './release-files.js';
 import { Speculator } from './speculate.js';
 import { assertMatchesLock, readLock, renderLock, type LockedArtifact, type LockFile } from './lockfile.js';
 
@@ -73,6 +74,8 @@ export interface BuildOptions {
   lockFile?: string;
   /** armored public keys trusted for the Kubernetes package repository besides the pinned one */
   trustKeys: string[];
+  /** `<url>=sha256:<hex>`: release files pinned for this build besides bundles/components.yaml */
+  pins: string[];
   ha: boolean;
   cacheDir: string;
   concurrency: number;
@@ -132,6 +135,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const output = resolvePath(options.output ?? `kube-bundle-${version.tag}-${target.name}-${arches.join('+')}.tar`);
   const lockPath = output.replace(/\.tar$/, '') + '.lock.yaml';
   const lock = options.lockFile ? readLock(options.lockFile) : undefined;
+  const pins: PinSources = { components: loadComponents().releaseDigests, flags: parsePinFlags(options.pins), ...(lock && options.lockFile ? { lock: { file: options.lockFile, content: lock } } : {}) };
   const extraImages = [...options.images, ...(options.imagesFile ? readImagesFile(options.imagesFile) : [])];
   const signingKey = options.dryRun ? undefined : await loadSigningKey(options);
   const trusted = await Promise.all(options.trustKeys.map(async (f) => readPublicKey(await readTextFile(f, 'trusted key'), f)));
@@ -144,7 +148,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   });
 
   const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
-  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, client, trusted, extraImages, ha: options.ha, lock, dryRun: options.dryRun, progress });
+  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, client, trusted, extraImages, ha: options.ha, pins, dryRun: options.dryRun, progress });
   const resolvedLock = lockOf(plan);
   if (lock && options.lockFile) assertMatchesLock(options.lockFile, lock, resolvedLock);
 
@@ -225,7 +229,7 @@ interface ResolveContext {
   trusted: openpgp.PublicKey[];
   extraImages: string[];
   ha: boolean;
-  lock: LockFile | undefined;
+  pins: PinSources;
   dryRun: boolean;
   progress: Progress;
 }
@@ -296,13 +300,8 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
   progress.succeed(`Resolved ${sortedDebs.length} packages for ${arches.join(', ')}`);
 
   progress.step('Resolving images');
-  const kubeadm = sortedDebs.find((d) => d.record.name === 'kubeadm' && d.arch === hostDebArch());
-  const kubeadmDeb = kubeadm
-    ? (await fetchDeb(fetcher, mirrors, kubeadm.record, kubeadm.upstreamUrl)).path
-    : undefined;
-  const controlPlane = await controlPlaneImages(version, kubeadmDeb);
-  progress.info(`control-plane images from ${controlPlane.source}`);
-  const refs = uniqueRefs([...controlPlane.images, ...components.flannel.images, ...ctx.extraImages]);
+  // after the packages: a version that was never released is named as such (not as missing from the table)
+  const refs = uniqueRefs([...controlPlaneImages(version), ...components.flannel.images, ...ctx.extraImages]);
   const pulled = new Map((await earlyImages.value()).map((image) => [image.reference, image]));
   for (const image of await pullImages(refs.filter((ref) => !pulled.has(ref)))) pulled.set(image.reference, image);
   const images = refs.map((ref) => pulled.get(ref) as PulledImage);
@@ -310,8 +309,7 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
 
   progress.step('Fetching release files');
   const manifestUrl = components.flannel.manifest;
-  const lockedManifest = ctx.lock?.artifacts.find((a) => a.kind === 'file' && a.url === manifestUrl);
-  const flannel = await fetchReleaseAsset(fetcher, mirrors, manifestUrl, lockedManifest?.digest, 'kube-flannel.yml');
+  const flannel = await fetchReleaseFile(fetcher, mirrors, manifestUrl, 'kube-flannel.yml', pinFor(manifestUrl, ctx.pins));
   progress.succeed();
 
   return {
@@ -398,7 +396,7 @@ function exactKubePackageVersion(index: PackageIndex, version: KubeVersion, repo
   if (!best) {
     const known = all.map((r) => r.version.replace(/-[^-]*$/, '')).filter((v, i, a) => a.indexOf(v) === i);
     throw new UserError(
-      `Kubernetes ${version.tag} is not in ${resolveUrl(mirrors, repo.releaseDir)} (kubeadm there: ${known.join(', ') || 'none'})`,
+      `Kubernetes ${version.tag} is not in ${shownUrl(mirrors, repo.releaseDir)} (kubeadm there: ${known.join(', ') || 'none'})`,
       'check the version: `bundle build` takes released versions only',
     );
   }
@@ -448,24 +446,12 @@ async function criDockerdSources(ctx: ResolveContext, components: ReturnType<typ
       throw new UserError(`cri-dockerd ${def.version} publishes no ${arch} package, so the docker runtime cannot be carried for ${arch}`, `build ${arch} with --runtime containerd`);
     }
     const url = def.deb.replace('{asset}', ctx.target.criDockerdAsset).replace('{arch}', arch);
-    const locked = ctx.lock?.artifacts.find((a) => a.kind === 'deb' && a.name === CRI_DOCKERD && a.arch === arch);
-    const fetched = await fetchReleaseAsset(ctx.fetcher, ctx.mirrors, url, locked?.digest, `cri-dockerd ${def.version}`);
+    const fetched = await fetchReleaseFile(ctx.fetcher, ctx.mirrors, url, `cri-dockerd ${def.version}`, pinFor(url, ctx.pins));
     const control = await readDebControl(fetched.path);
     const stanza = formatStanza([...control, ['Filename', basename(url)], ['Size', String(fetched.size)], ['SHA256', fetched.sha256]]);
     sources.set(arch, { label: `cri-dockerd ${def.version}`, baseUrl: dirname(url), packages: stanza, packagesUrl: url });
   }
   return sources;
-}
-
-/**
- * A versioned release asset (GitHub download) has no index to give its digest: the lock file pins it when given;
- * otherwise the digest it had when first fetched is reused from the cache, so a warm build fetches nothing.
- */
-async function fetchReleaseAsset(fetcher: Fetcher, mirrors: Mirrors, url: string, lockedDigest: string | undefined, label: string): Promise<FetchResult> {
-  const known = lockedDigest?.replace(/^sha256:/, '') ?? (await fetcher.cache.assetDigest(url));
-  const fetched = await fetcher.fetchToCache({ url: resolveUrl(mirrors, url), expected: known ? { sha256: known } : {}, label: `${label} (${url})` });
-  if (!known) await fetcher.cache.recordAssetDigest(url, fetched.sha256);
-  return fetched;
 }
 
 function addDeb(debs: Map<string, Deb>, record: ResolvedPackage, arch: Arch): void {

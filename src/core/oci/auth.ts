@@ -8,7 +8,8 @@
  * A Basic challenge means the registry wants a password: not supported, said plainly.
  */
 import { UserError } from '../../util/errors.js';
-import { type Fetcher, type HeaderMap, TransientError, discard, isTransientStatus, readSmallBody, redact } from '../fetch.js';
+import { redactUrl } from '../../util/redact.js';
+import { type Fetcher, type HeaderMap, TransientError, discard, isTransientStatus, readSmallBody } from '../fetch.js';
 
 export interface Challenge {
   scheme: string;
@@ -76,14 +77,14 @@ export class RegistryAuth {
     if (!bearer) {
       if (challenges.some((c) => c.scheme === 'basic')) {
         throw new UserError(
-          `${reference}: ${redact(url)} requires a username and password (Basic auth), which kube-bundle does not support yet`,
+          `${reference}: ${redactUrl(url)} requires a username and password (Basic auth), which kube-bundle does not support yet`,
           'pull through a --mirror that allows anonymous reads',
         );
       }
-      throw new UserError(`${reference}: ${redact(url)} answered 401 without a usable WWW-Authenticate challenge ('${header ?? ''}')`);
+      throw new UserError(`${reference}: ${redactUrl(url)} answered 401 without a usable WWW-Authenticate challenge ('${header ?? ''}')`);
     }
     const realm = bearer.params.realm;
-    if (!realm) throw new UserError(`${reference}: ${redact(url)} sent a Bearer challenge without a realm`);
+    if (!realm) throw new UserError(`${reference}: ${redactUrl(url)} sent a Bearer challenge without a realm`);
     const params: BearerParams = { realm, service: bearer.params.service, scope: bearer.params.scope ?? defaultScope };
     this.repoChallenges.set(repoKey, params);
     const { token } = await this.token(params, reference);
@@ -107,16 +108,16 @@ export class RegistryAuth {
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', params.scope);
-    return this.fetcher.withRetries(`token request for ${reference} at ${url.href}`, async () => {
+    return this.fetcher.withRetries(`token request for ${reference} at ${redactUrl(url)}`, async () => {
       const res = await this.fetcher.open(url.href, { headers: { accept: 'application/json' } });
       if (isTransientStatus(res.status)) {
         discard(res);
-        throw new TransientError(`HTTP ${res.status} from ${redact(url)}`);
+        throw new TransientError(`HTTP ${res.status} from ${redactUrl(url)}`);
       }
       // Not counted in the fetch stats: those measure content, and a warm build still renews its tokens.
       const body = await readSmallBody(res, MAX_TOKEN_RESPONSE);
       if (res.status !== 200) {
-        throw new UserError(`${reference}: token server ${url.href} answered HTTP ${res.status}`, 'the registry refuses anonymous pulls of this image');
+        throw new UserError(`${reference}: token server ${redactUrl(url)} answered HTTP ${res.status}`, 'the registry refuses anonymous pulls of this image');
       }
       return parseTokenResponse(body, url.href, reference);
     });
@@ -128,10 +129,10 @@ function parseTokenResponse(body: Buffer, url: string, reference: string): Cache
   try {
     doc = JSON.parse(body.toString('utf8')) as typeof doc;
   } catch {
-    throw new UserError(`${reference}: token server ${url} did not answer JSON`);
+    throw new UserError(`${reference}: token server ${redactUrl(url)} did not answer JSON`);
   }
   const token = typeof doc.token === 'string' ? doc.token : doc.access_token;
-  if (typeof token !== 'string' || token === '') throw new UserError(`${reference}: token server ${url} answered without a token`);
+  if (typeof token !== 'string' || token === '') throw new UserError(`${reference}: token server ${redactUrl(url)} answered without a token`);
   const seconds = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : DEFAULT_TOKEN_SECONDS;
   const issued = typeof doc.issued_at === 'string' ? Date.parse(doc.issued_at) : NaN;
   const start = Number.isFinite(issued) ? Math.min(issued, Date.now()) : Date.now();

@@ -18,6 +18,7 @@
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { UserError } from '../../util/errors.js';
+import { redactUrl } from '../../util/redact.js';
 import {
   type FetchResult,
   type Fetcher,
@@ -27,7 +28,6 @@ import {
   hintForStatus,
   isTransientStatus,
   readSmallBody,
-  redact,
   sha256Hex,
 } from '../fetch.js';
 import { RegistryAuth } from './auth.js';
@@ -190,13 +190,13 @@ export class RegistryClient {
     }
     // Once the digest is known, GET by digest: a tag that moves between HEAD and GET cannot mix versions.
     const url = `${repo.base}/manifests/${pinned ?? reference}`;
-    return this.fetcher.withRetries(`manifest of ${repo.name} from ${url}`, async () => {
+    return this.fetcher.withRetries(`manifest of ${repo.name} from ${redactUrl(url)}`, async () => {
       const res = await this.send(repo, url, 'GET');
       if (res.status !== 200) throw await registryFailure(repo, res, url);
       const bytes = await this.fetcher.readSmall(res, MAX_MANIFEST_BYTES);
       const digest = verifyManifestDigest(repo, url, bytes, pinned ?? headerDigest(res));
       if (listed && listed.size !== bytes.length) {
-        throw new UserError(`${repo.name}: manifest ${digest} from ${url} has ${bytes.length} bytes, its index says ${listed.size}`);
+        throw new UserError(`${repo.name}: manifest ${digest} from ${redactUrl(url)} has ${bytes.length} bytes, its index says ${listed.size}`);
       }
       await this.fetcher.cache.putBytes(bytes);
       return describeManifest(repo, bytes, digest);
@@ -206,10 +206,10 @@ export class RegistryClient {
   /** HEAD a tag for its digest; undefined when the registry does not say (then the GET decides). */
   private async digestOfTag(repo: Repo, tag: string): Promise<string | undefined> {
     const url = `${repo.base}/manifests/${tag}`;
-    return this.fetcher.withRetries(`manifest of ${repo.name} from ${url}`, async () => {
+    return this.fetcher.withRetries(`manifest of ${repo.name} from ${redactUrl(url)}`, async () => {
       const res = await this.send(repo, url, 'HEAD');
       discard(res);
-      if (isTransientStatus(res.status)) throw new TransientError(`HTTP ${res.status} from ${redact(res.url)}`);
+      if (isTransientStatus(res.status)) throw new TransientError(`HTTP ${res.status} from ${redactUrl(res.url)}`);
       return res.status === 200 ? headerDigest(res) : undefined;
     });
   }
@@ -233,7 +233,7 @@ export class RegistryClient {
     if (second.status === 401) {
       discard(second);
       const hint = 'the image may be private; kube-bundle pulls anonymously';
-      throw new UserError(`${repo.name}: ${url} still answers 401 Unauthorized after the anonymous token flow`, hint);
+      throw new UserError(`${repo.name}: ${redactUrl(url)} still answers 401 Unauthorized after the anonymous token flow`, hint);
     }
     return second;
   }
@@ -249,7 +249,7 @@ function checkEndpoints(endpoints: Record<string, string>): Record<string, strin
       protocol = undefined;
     }
     if (protocol !== 'http:' && protocol !== 'https:') {
-      throw new UserError(`mirror for ${registry} is not an http(s) URL: '${endpoint}'`, 'write it like registry.k8s.io=http://10.0.0.5:5000');
+      throw new UserError(`mirror for ${registry} is not an http(s) URL: '${redactUrl(endpoint)}'`, 'write it like registry.k8s.io=http://10.0.0.5:5000');
     }
   }
   return endpoints;
@@ -323,7 +323,7 @@ function verifyManifestDigest(repo: Repo, url: string, bytes: Buffer, expected: 
   const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   if (expected !== undefined && actual !== expected) {
     const hint = 'the registry or mirror served different content; nothing was cached';
-    throw new UserError(`${repo.name}: manifest from ${url} has digest ${actual}, expected ${expected}`, hint);
+    throw new UserError(`${repo.name}: manifest from ${redactUrl(url)} has digest ${actual}, expected ${expected}`, hint);
   }
   return actual;
 }
@@ -337,10 +337,10 @@ function describeManifest(repo: Repo, bytes: Buffer, digest: string): FetchedMan
 async function registryFailure(repo: Repo, res: HttpResponse, url: string): Promise<Error> {
   if (isTransientStatus(res.status)) {
     discard(res);
-    return new TransientError(`HTTP ${res.status} from ${redact(res.url)}`);
+    return new TransientError(`HTTP ${res.status} from ${redactUrl(res.url)}`);
   }
   const body = await readErrorBody(res);
-  return new UserError(`${repo.name}: ${url} answered HTTP ${res.status}${body ? ` (${body})` : ''}`, hintForStatus(res.status));
+  return new UserError(`${repo.name}: ${redactUrl(url)} answered HTTP ${res.status}${body ? ` (${body})` : ''}`, hintForStatus(res.status));
 }
 
 async function readErrorBody(res: HttpResponse): Promise<string> {
