@@ -120,6 +120,13 @@ test('haproxy forwards TCP to every API server, each health-checked', () => {
   assert.match(cfg, /stats socket \/run\/haproxy\/admin\.sock/);
 });
 
+test('a node name that is not valid never reaches haproxy.cfg or keepalived.conf (the preflight refuses it first)', () => {
+  const plan = plannedOn([node('10.77.0.11', 'control-plane', 'h1')]);
+  assert.throws(() => haproxyConfig(plan, [{ name: 'h1\n    server evil 10.0.0.66', address: '10.77.0.11' }]), /node name "h1\\n {4}server evil 10\.0\.0\.66" reached the haproxy\/keepalived configs unchecked/);
+  const bad = plannedOn([node('10.77.0.11', 'control-plane', 'Bad_Host')]);
+  assert.throws(() => keepalivedConfig(bad, bad.holders[0]!), /node name 'Bad_Host' reached/);
+});
+
 test('keepalived: priorities by host order, unicast to the other holders, the address tracked to haproxy', () => {
   const holders = [node('10.77.0.11', 'control-plane', 'h1'), node('10.77.0.12', 'control-plane', 'h2'), node('10.77.0.13', 'control-plane', 'h3')];
   const plan = plannedOn(holders);

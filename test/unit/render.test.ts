@@ -62,6 +62,74 @@ test('kubeadm configs: v1beta4 for 1.32, v1beta3 for 1.30, with the values kubea
   assert.equal(join.controlPlane.certificateKey, key);
 });
 
+const STUB_FLATTEN = new URL('../upstream/stubs/kubeadm/usr/lib/kube-stub/yaml-flatten.awk', import.meta.url).pathname;
+
+/** What the stub kubeadm reads from a config: DOC<TAB>PATH<TAB>VALUE lines (see yaml-flatten.awk). */
+function stubFlatten(yaml: string): string[] {
+  return execFileSync('awk', ['-f', STUB_FLATTEN], { input: yaml }).toString().trim().split('\n');
+}
+
+const initValues = (over: Partial<Parameters<typeof kubeadmInitConfig>[0]> = {}): Parameters<typeof kubeadmInitConfig>[0] => ({
+  version: v1323, token: 'abcdef.0123456789abcdef', certificateKey: 'ab'.repeat(32), advertiseAddress: '10.0.0.11', nodeName: 'cp1', criSocket: 'unix:///run/containerd/containerd.sock',
+  controlPlaneEndpoint: '10.0.0.10:8443', imageRepository: 'registry.k8s.io', podSubnet: '10.244.0.0/16', serviceSubnet: '10.96.0.0/12', certSANs: ['10.0.0.11', 'cp1', '10.0.0.10'],
+  ...over,
+});
+
+test('kubeadm configs are serialized: every field the stub kubeadm reads, in the form it reads, for v1beta3 and v1beta4', () => {
+  for (const [tag, api] of [['v1.32.3', 'v1beta4'], ['v1.30.5', 'v1beta3']] as const) {
+    const init = kubeadmInitConfig(initValues({ version: parseKubeVersion(tag) }));
+    assert.match(init, /^# kubeadm init configuration, written by kube-bundle \(mode 0600/);
+    assert.match(init, /^ {2}certSANs: \["10\.0\.0\.11", "cp1", "10\.0\.0\.10"\]$/m, 'lists of strings stay one-line flow sequences');
+    assert.deepEqual(stubFlatten(init), [
+      `0\tapiVersion\tkubeadm.k8s.io/${api}`, '0\tkind\tInitConfiguration',
+      '0\tbootstrapTokens.0.token\tabcdef.0123456789abcdef', '0\tbootstrapTokens.0.ttl\t24h0m0s', '0\tbootstrapTokens.0.description\tkube-bundle install',
+      '0\tbootstrapTokens.0.usages.0\tsigning', '0\tbootstrapTokens.0.usages.1\tauthentication', '0\tbootstrapTokens.0.groups.0\tsystem:bootstrappers:kubeadm:default-node-token',
+      `0\tcertificateKey\t${'ab'.repeat(32)}`, '0\tlocalAPIEndpoint.advertiseAddress\t10.0.0.11', '0\tlocalAPIEndpoint.bindPort\t6443',
+      '0\tnodeRegistration.name\tcp1', '0\tnodeRegistration.criSocket\tunix:///run/containerd/containerd.sock', '0\tnodeRegistration.imagePullPolicy\tIfNotPresent',
+      `1\tapiVersion\tkubeadm.k8s.io/${api}`, '1\tkind\tClusterConfiguration', `1\tkubernetesVersion\t${tag}`, '1\tcontrolPlaneEndpoint\t10.0.0.10:8443',
+      '1\timageRepository\tregistry.k8s.io', '1\tnetworking.podSubnet\t10.244.0.0/16', '1\tnetworking.serviceSubnet\t10.96.0.0/12', '1\tnetworking.dnsDomain\tcluster.local',
+      '1\tapiServer.certSANs.0\t10.0.0.11', '1\tapiServer.certSANs.1\tcp1', '1\tapiServer.certSANs.2\t10.0.0.10',
+      '2\tapiVersion\tkubelet.config.k8s.io/v1beta1', '2\tkind\tKubeletConfiguration', '2\tcgroupDriver\tsystemd',
+    ]);
+    const join = kubeadmJoinConfig({ version: parseKubeVersion(tag), apiServerEndpoint: '10.0.0.10:8443', token: 'abcdef.0123456789abcdef', caCertHash: 'sha256:ab', nodeName: 'cp2', criSocket: 'unix:///x', controlPlane: { advertiseAddress: '10.0.0.12', certificateKey: 'cd'.repeat(32) } });
+    assert.deepEqual(stubFlatten(join), [
+      `0\tapiVersion\tkubeadm.k8s.io/${api}`, '0\tkind\tJoinConfiguration',
+      '0\tdiscovery.bootstrapToken.apiServerEndpoint\t10.0.0.10:8443', '0\tdiscovery.bootstrapToken.token\tabcdef.0123456789abcdef', '0\tdiscovery.bootstrapToken.caCertHashes.0\tsha256:ab',
+      '0\tnodeRegistration.name\tcp2', '0\tnodeRegistration.criSocket\tunix:///x', '0\tnodeRegistration.imagePullPolicy\tIfNotPresent',
+      '0\tcontrolPlane.localAPIEndpoint.advertiseAddress\t10.0.0.12', '0\tcontrolPlane.localAPIEndpoint.bindPort\t6443', `0\tcontrolPlane.certificateKey\t${'cd'.repeat(32)}`,
+    ]);
+    const worker = parse(kubeadmJoinConfig({ version: parseKubeVersion(tag), apiServerEndpoint: 'api.lan:6443', token: 't', caCertHash: 'sha256:ab', nodeName: 'w1', criSocket: 'unix:///x' }));
+    assert.equal(worker.controlPlane, undefined, 'a worker joins without a controlPlane section');
+  }
+});
+
+test('a value with a quote and a newline stays one string: it cannot add a key or a document', () => {
+  const evil = 'x"\nkind: Evil\n---\napiVersion: v1\n# "';
+  const docsOf = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS());
+  const clean = docsOf(kubeadmInitConfig(initValues()));
+  const fields: (keyof ReturnType<typeof initValues>)[] = ['token', 'certificateKey', 'advertiseAddress', 'nodeName', 'criSocket', 'controlPlaneEndpoint', 'imageRepository', 'podSubnet', 'serviceSubnet'];
+  for (const field of fields) {
+    const yaml = kubeadmInitConfig(initValues({ [field]: evil }));
+    const docs = docsOf(yaml);
+    assert.equal(docs.length, 3, field);
+    assert.deepEqual(docs.map((d) => Object.keys(d)), clean.map((d) => Object.keys(d)), `${field}: no key added`);
+    assert.equal(JSON.stringify(docs).split(JSON.stringify(evil).slice(1, -1)).length, 2, `${field}: the value is there once, whole`);
+    assert.equal(stubFlatten(yaml).filter((l) => l.includes('Evil')).length, 1, `${field}: the stub reads it as one value`);
+  }
+  const sans = docsOf(kubeadmInitConfig(initValues({ certSANs: ['10.0.0.11', evil] })));
+  assert.deepEqual(sans[1].apiServer.certSANs, ['10.0.0.11', evil]);
+  const join = docsOf(kubeadmJoinConfig({ version: v1323, apiServerEndpoint: evil, token: evil, caCertHash: evil, nodeName: evil, criSocket: evil, controlPlane: { advertiseAddress: evil, certificateKey: evil } }));
+  assert.equal(join.length, 1);
+  assert.deepEqual(Object.keys(join[0]), ['apiVersion', 'kind', 'discovery', 'nodeRegistration', 'controlPlane']);
+  assert.deepEqual(join[0].nodeRegistration, { name: evil, criSocket: evil, imagePullPolicy: 'IfNotPresent' });
+});
+
+test('strings YAML 1.1 would read as something else stay strings (kubeadm reads YAML 1.1)', () => {
+  const yaml = kubeadmInitConfig(initValues({ nodeName: 'on', imageRepository: 'no' }));
+  assert.match(yaml, /^ {2}name: "on"$/m);
+  assert.match(yaml, /^imageRepository: "no"$/m);
+});
+
 test('the CA hash is sha256 over the DER SubjectPublicKeyInfo, as openssl computes it', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ca-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=kubernetes', '-days', '1', '-keyout', join(dir, 'k'), '-out', join(dir, 'c')], { stdio: 'pipe' });

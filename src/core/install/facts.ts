@@ -5,6 +5,7 @@
  */
 import type { Connection } from '../ssh/connection.js';
 import { JOURNAL } from './host-paths.js';
+import { hostnameProblem, hostNetworkProblems, type InterfaceAddress } from './validate.js';
 
 export interface Facts {
   /** os-release ID and ID_LIKE, e.g. debian / ubuntu */
@@ -31,6 +32,8 @@ export interface Facts {
   dockerRunning: boolean;
   /** phases this host's journal records as done */
   journal: string[];
+  /** the addresses on its interfaces (empty when `ip` is missing) */
+  addresses: InterfaceAddress[];
 }
 
 
@@ -51,7 +54,17 @@ const FACTS_SCRIPT = [
   `echo "containerd=$(containerd --version 2>/dev/null | awk '{print $3}')"`,
   'echo "docker=$(systemctl is-active --quiet docker.service 2>/dev/null && echo 1 || echo 0)"',
   `echo "journal=$(cut -d' ' -f1 ${JOURNAL} 2>/dev/null | tr '\\n' ' ')"`,
+  // `ip -o addr show`: "2: eth0    inet 10.0.0.11/24 brd ..." → "eth0=10.0.0.11/24"
+  'printf "addrs="; ip -o addr show 2>/dev/null | while read -r _ dev _ addr _; do printf "%s=%s " "$dev" "$addr"; done; echo',
 ].join('\n');
+
+/** `iface=address/prefix` words, as FACTS_SCRIPT prints them. */
+export function parseAddresses(words: string[]): InterfaceAddress[] {
+  return words.flatMap((word) => {
+    const m = /^([^=@]+)(?:@[^=]*)?=([^/]+)\/(\d+)$/.exec(word);
+    return m ? [{ iface: m[1]!, address: m[2]!, prefix: Number(m[3]) }] : [];
+  });
+}
 
 export async function gatherFacts(conn: Connection): Promise<Facts> {
   const started = Date.now();
@@ -77,6 +90,7 @@ export async function gatherFacts(conn: Connection): Promise<Facts> {
     containerdVersion: kv.get('containerd') || undefined,
     dockerRunning: kv.get('docker') === '1',
     journal: words('journal'),
+    addresses: parseAddresses(words('addrs')),
   };
 }
 
@@ -86,6 +100,8 @@ export interface PreflightHost {
   facts: Facts;
   /** node name the host will have */
   nodeName: string;
+  /** the address the hosts file gives it */
+  address?: string;
 }
 
 export interface PreflightRequirements {
@@ -96,6 +112,9 @@ export interface PreflightRequirements {
   bundleMiB: number;
   registryPort: number;
   registryLabel: string;
+  /** the pod and service networks (already checked by validate.ts), which must not hold the hosts' addresses */
+  podCidr?: string;
+  serviceCidr?: string;
 }
 
 const MAX_SKEW_SECONDS = 30;
@@ -122,6 +141,11 @@ export function preflightProblems(hosts: PreflightHost[], req: PreflightRequirem
       if (f.memoryMiB < CONTROL_PLANE_MEMORY_MIB) say(`has ${f.memoryMiB} MiB of memory; a control plane needs ${CONTROL_PLANE_MEMORY_MIB}`);
     }
     if (f.freeMiB < req.bundleMiB * 2 + 512) say(`has ${f.freeMiB} MiB free under /var/lib; the bundle needs ${req.bundleMiB * 2 + 512} MiB (file + unpacked + room)`);
+    const badHostname = hostnameProblem(h.nodeName, f.hostname);
+    if (badHostname) say(badHostname);
+    if (h.address !== undefined && req.podCidr !== undefined && req.serviceCidr !== undefined) {
+      for (const p of hostNetworkProblems(h.address, f.addresses, { podCidr: req.podCidr, serviceCidr: req.serviceCidr })) say(p);
+    }
     const other = seenNames.get(h.nodeName);
     if (other) say(`has node name '${h.nodeName}', like ${other}: node names must be unique (set name= in the hosts file)`);
     seenNames.set(h.nodeName, h.label);

@@ -17,6 +17,7 @@ import type { HostSpec } from './hosts.js';
 import type { InstallContext, Node } from './install.js';
 import type { Phase } from './phases.js';
 import { renderTemplate } from './render.js';
+import { isValidNodeName, NODE_NAME_RULE, shown } from './validate.js';
 
 /** haproxy's port on dedicated lb hosts: the API server's own */
 const LB_HOST_PORT = 6443;
@@ -200,11 +201,20 @@ export interface Backend {
   address: string;
 }
 
+/**
+ * Node names go into haproxy.cfg and keepalived.conf as bare words: one that is not a valid node name (which the
+ * hosts file and the preflight refuse) could add a directive, so rendering refuses it too.
+ */
+function checkedName(name: string): string {
+  if (!isValidNodeName(name)) throw new Error(`node name ${shown(name)} reached the haproxy/keepalived configs unchecked: ${NODE_NAME_RULE}`);
+  return name;
+}
+
 export function haproxyConfig(plan: HaPlan, backends: Backend[]): string {
   return renderTemplate('ha/haproxy.cfg', {
     endpoint: haEndpoint(plan),
     port: String(plan.port),
-    servers: backends.map((b) => `    server ${b.name} ${b.address}:${API_SERVER_PORT}`).join('\n'),
+    servers: backends.map((b) => `    server ${checkedName(b.name)} ${b.address}:${API_SERVER_PORT}`).join('\n'),
   });
 }
 
@@ -222,7 +232,7 @@ export function keepalivedConfig(plan: HaPlan, holder: Node): string {
     ? [`    unicast_src_ip ${link.address}`, '    unicast_peer {', ...peers.map((p) => `        ${p}`), '    }'].join('\n')
     : '    # the only holder: no peer to advertise to';
   return renderTemplate('ha/keepalived.conf', {
-    hostName: holder.name,
+    hostName: checkedName(holder.name),
     vip: plan.vip,
     routerId: String(virtualRouterId(plan.vip)),
     interface: link.iface,

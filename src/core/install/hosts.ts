@@ -13,6 +13,7 @@ import { homedir } from 'node:os';
 import { isIPv4, isIPv6 } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { UserError } from '../../util/errors.js';
+import { isDnsName, isValidNodeName, NODE_NAME_RULE, shown } from './validate.js';
 
 export const HOST_ROLES = ['control-plane', 'worker', 'registry', 'lb'] as const;
 export type HostRole = (typeof HOST_ROLES)[number];
@@ -46,19 +47,8 @@ export class HostsFileError extends UserError {
   }
 }
 
-/** RFC 1123 subdomain, as Kubernetes requires of node names. */
-export function isValidNodeName(name: string): boolean {
-  if (name.length === 0 || name.length > 253) return false;
-  return name.split('.').every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label));
-}
-
-function isDnsName(address: string): boolean {
-  if (address.length > 253) return false;
-  const labels = address.split('.');
-  // an all-numeric last label is a mistyped IPv4 address (10.0.0.256), not a name
-  if (/^[0-9]+$/.test(labels.at(-1) ?? '')) return false;
-  return labels.every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(label));
-}
+// the rules for names and addresses live with the other value rules
+export { isValidNodeName };
 
 /** The address in canonical form, or undefined when it is neither an IP address nor a DNS name. */
 function normalizeAddress(raw: string): string | undefined {
@@ -101,7 +91,7 @@ function parseOptions(values: Map<HostKey, string>, problems: string[]): Pick<Ho
   const name = values.get('name');
   if (name !== undefined) {
     if (isValidNodeName(name)) options.name = name;
-    else problems.push(`name '${name}' is not a valid Kubernetes node name (lowercase letters, digits, '-' and '.'; labels of at most 63, at most 253 in all)`);
+    else problems.push(`name ${shown(name)} is not a valid Kubernetes node name (${NODE_NAME_RULE})`);
   }
   const port = values.get('port');
   if (port !== undefined) {

@@ -1,11 +1,12 @@
 /**
  * Files install writes on the hosts, rendered from the templates under manifests/ and from the bundle's own
- * manifests. Pure functions: values in, text out; every placeholder must be given a value.
+ * manifests. Pure functions: values in, text out; every placeholder must be given a value. YAML (kubeadm's configs,
+ * flannel's manifest) is built as objects and serialized, never filled in as text.
  */
 import { createHash, randomBytes, randomInt, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments, stringify } from 'yaml';
+import { Document, isScalar, parseAllDocuments, stringify, visit } from 'yaml';
 import { UserError } from '../../util/errors.js';
 import { packageRoot } from '../../util/package-root.js';
 import type { KubeVersion } from '../kube-version.js';
@@ -61,21 +62,65 @@ export interface InitValues {
   certSANs: string[];
 }
 
+/**
+ * kubeadm's configs are built as objects and written by the YAML serializer, never by pasting values into text: a
+ * value holding a quote and a newline stays one string and cannot add a key. Every string is written double-quoted
+ * on one line with JSON escapes (kubeadm reads YAML 1.1, where a plain `on` or `no` would be a boolean) and every
+ * list of strings as a one-line flow sequence, as the files always looked (the stub kubeadm under
+ * test/upstream/stubs reads exactly this form).
+ */
+function kubeadmYaml(comment: string, documents: object[]): string {
+  return documents
+    .map((content, i) => {
+      const doc = new Document(content);
+      visit(doc, { Seq: (_key, node) => void (node.flow = node.items.every(isScalar)) });
+      if (i === 0) doc.commentBefore = ` ${comment}`;
+      return doc.toString({ defaultStringType: 'QUOTE_DOUBLE', doubleQuotedAsJSON: true, defaultKeyType: 'PLAIN', lineWidth: 0, flowCollectionPadding: false });
+    })
+    .join('---\n');
+}
+
+function kubeadmApi(version: KubeVersion): string {
+  return `kubeadm.k8s.io/${kubeadmApiVersion(version)}`;
+}
+
+function nodeRegistration(name: string, criSocket: string) {
+  return { name, criSocket, imagePullPolicy: 'IfNotPresent' };
+}
+
+/** The API server of this control plane: its own address, on kubeadm's port. */
+function localAPIEndpoint(advertiseAddress: string) {
+  return { advertiseAddress, bindPort: 6443 };
+}
+
 export function kubeadmInitConfig(v: InitValues): string {
-  return renderTemplate('kubeadm/init.yaml', {
-    apiVersion: kubeadmApiVersion(v.version),
-    token: v.token,
+  const init = {
+    apiVersion: kubeadmApi(v.version),
+    kind: 'InitConfiguration',
+    bootstrapTokens: [
+      {
+        token: v.token,
+        ttl: '24h0m0s',
+        description: 'kube-bundle install',
+        usages: ['signing', 'authentication'],
+        groups: ['system:bootstrappers:kubeadm:default-node-token'],
+      },
+    ],
     certificateKey: v.certificateKey,
-    advertiseAddress: v.advertiseAddress,
-    nodeName: v.nodeName,
-    criSocket: v.criSocket,
+    localAPIEndpoint: localAPIEndpoint(v.advertiseAddress),
+    nodeRegistration: nodeRegistration(v.nodeName, v.criSocket),
+  };
+  const cluster = {
+    apiVersion: kubeadmApi(v.version),
+    kind: 'ClusterConfiguration',
     kubernetesVersion: v.version.tag,
     controlPlaneEndpoint: v.controlPlaneEndpoint,
     imageRepository: v.imageRepository,
-    podSubnet: v.podSubnet,
-    serviceSubnet: v.serviceSubnet,
-    certSANs: v.certSANs.map((s) => JSON.stringify(s)).join(', '),
-  });
+    networking: { podSubnet: v.podSubnet, serviceSubnet: v.serviceSubnet, dnsDomain: 'cluster.local' },
+    apiServer: { certSANs: v.certSANs },
+  };
+  const kubelet = { apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', cgroupDriver: 'systemd' };
+  return kubeadmYaml('kubeadm init configuration, written by kube-bundle (mode 0600: it holds the bootstrap token and certificate key).', [init, cluster, kubelet]);
 }
 
 export interface JoinValues {
@@ -90,15 +135,16 @@ export interface JoinValues {
 }
 
 export function kubeadmJoinConfig(v: JoinValues): string {
-  const base = renderTemplate('kubeadm/join.yaml', {
-    apiVersion: kubeadmApiVersion(v.version),
-    apiServerEndpoint: v.apiServerEndpoint,
-    token: v.token,
-    caCertHash: v.caCertHash,
-    nodeName: v.nodeName,
-    criSocket: v.criSocket,
-  });
-  return v.controlPlane ? base + renderTemplate('kubeadm/join-control-plane.yaml', v.controlPlane) : base;
+  const join = {
+    apiVersion: kubeadmApi(v.version),
+    kind: 'JoinConfiguration',
+    discovery: { bootstrapToken: { apiServerEndpoint: v.apiServerEndpoint, token: v.token, caCertHashes: [v.caCertHash] } },
+    nodeRegistration: nodeRegistration(v.nodeName, v.criSocket),
+    ...(v.controlPlane
+      ? { controlPlane: { localAPIEndpoint: localAPIEndpoint(v.controlPlane.advertiseAddress), certificateKey: v.controlPlane.certificateKey } }
+      : {}),
+  };
+  return kubeadmYaml('kubeadm join configuration, written by kube-bundle (mode 0600: it holds the bootstrap token).', [join]);
 }
 
 /** A bootstrap token as kubeadm wants it: `[a-z0-9]{6}.[a-z0-9]{16}`, from the system's CSPRNG. */
