@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Host tools the tests use. The registry, containerd, busybox and friends are downloaded as .debs and unpacked by
 # the tests themselves, never installed on this machine.
-need=(systemd-container debootstrap iproute2 openssh-client skopeo curl ca-certificates gnupg gpgv xz-utils)
+need=(systemd-container debootstrap iproute2 openssh-client skopeo curl ca-certificates gnupg gpgv xz-utils strace)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

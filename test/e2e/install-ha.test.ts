@@ -11,6 +11,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { readMembers } from '../../src/core/bundle/members.js';
 import { MANIFEST_FILE } from '../../src/core/bundle/paths.js';
 import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
+import { stubKubeadmConfig } from '../helpers/host-secrets.js';
 import { labCli, writeLabHostsFile } from '../helpers/lab-cli.js';
 import { useLab, type Lab } from '../lab/lab.js';
 
@@ -118,10 +119,11 @@ describe('bundle install --vip in the lab', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /Cluster installed/);
 
-    const init = (await l.ssh(1, 'cat /etc/kube-bundle/kubeadm-init.yaml')).stdout;
+    // install deletes its kubeadm configs once no join needs them (they hold secrets): the stub kept copies
+    const init = (await stubKubeadmConfig(l, 1, 'init')).text;
     assert.match(init, /^controlPlaneEndpoint: "10\.77\.0\.100:8443"$/m);
     assert.match(init, /certSANs: \[.*"10\.77\.0\.100".*\]/);
-    for (const i of [2, 3, 4]) assert.match((await l.ssh(i, 'cat /etc/kube-bundle/kubeadm-join.yaml')).stdout, /apiServerEndpoint: "10\.77\.0\.100:8443"/);
+    for (const i of [2, 3, 4]) assert.match((await stubKubeadmConfig(l, i, 'join')).text, /apiServerEndpoint: "10\.77\.0\.100:8443"/);
     assert.equal((await l.ssh(4, 'dpkg-query -W haproxy keepalived', { check: false })).code, 1, 'the worker holds no address: no haproxy, no keepalived');
 
     assert.equal((await holders()).length, 1, 'exactly one host has the address');
@@ -206,7 +208,7 @@ describe('bundle install --vip in the lab', () => {
     const hosts = hostsFile('h-lb.txt', ['lb', 'lb', 'control-plane', 'worker']);
     const r = await bundleCli(['install', '--hosts', hosts, '--vip', VIP]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match((await l.ssh(3, 'cat /etc/kube-bundle/kubeadm-init.yaml')).stdout, /^controlPlaneEndpoint: "10\.77\.0\.100:6443"$/m);
+    assert.match((await stubKubeadmConfig(l, 3, 'init')).text, /^controlPlaneEndpoint: "10\.77\.0\.100:6443"$/m);
     for (const i of [1, 2]) assert.equal((await l.ssh(i, 'dpkg-query -W kubeadm', { check: false })).code, 1, `lb host h${i} has no kubeadm`);
     assert.equal((await l.ssh(3, 'dpkg-query -W haproxy', { check: false })).code, 1, 'the control plane runs no haproxy');
     assert.equal(await askVersion(6443), 'OK\nv1.32.3');

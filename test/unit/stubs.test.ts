@@ -97,6 +97,7 @@ interface InitOptions {
   advertise: string;
   controlPlaneEndpoint?: string;
   criSocket?: string;
+  certificateKey?: string;
 }
 
 function initConfig(o: InitOptions): string {
@@ -113,7 +114,7 @@ nodeRegistration:
   criSocket: ${o.criSocket ?? 'unix:///var/run/containerd/containerd.sock'}
 localAPIEndpoint:
   advertiseAddress: ${o.advertise}
-certificateKey: ${CERT_KEY}
+certificateKey: ${o.certificateKey ?? CERT_KEY}
 ---
 apiVersion: ${api}
 kind: ClusterConfiguration
@@ -191,6 +192,11 @@ esac`,
 exit 0`,
   hostname: `[ "$1" = -I ] && echo "$FAKE_IP " || echo "$FAKE_HOSTNAME"`,
 };
+
+/** strace arguments that append every exec (with its whole argv) of a process tree to FILE. */
+function traceArgs(file: string): string[] {
+  return ['-f', '-qq', '-A', '-e', 'trace=execve', '-e', 'signal=none', '-s', '100000', '-o', file];
+}
 
 /** Copies a stub tree into a host root as dpkg would install it: modes and symlinks kept, DEBIAN/ left out. */
 async function installTree(from: string, to: string, version: string): Promise<void> {
@@ -275,11 +281,15 @@ class Host {
     this.servers.push(server);
   }
 
+  /** when set, every program the API handler runs is recorded here (strace's execve lines) */
+  traceFile?: string;
+
   /** Stands in for kube-stub-apiserver.socket: one apiserver.sh per connection on <ip>:6443. */
   async serveApi(): Promise<void> {
     const handler = this.file('usr/lib/kube-stub/apiserver.sh');
     const server = net.createServer((socket) => {
-      const child = spawn('bash', [handler], { env: { ...this.env, REMOTE_ADDR: socket.remoteAddress ?? '' }, stdio: ['pipe', 'pipe', 'inherit'] });
+      const [program, args] = this.traceFile ? ['strace', [...traceArgs(this.traceFile), 'bash', handler]] : ['bash', [handler]];
+      const child = spawn(program, args, { env: { ...this.env, REMOTE_ADDR: socket.remoteAddress ?? '' }, stdio: ['pipe', 'pipe', 'inherit'] });
       socket.on('error', () => child.kill());
       child.stdin.on('error', () => undefined);
       socket.pipe(child.stdin);
@@ -517,6 +527,7 @@ describe('kubeadm stub: init', () => {
     assert.ok(line, log.join('\n'));
     const copy = / saved as (\/var\/log\/kube-stub\/\d+-init\.yaml)$/.exec(line)?.[1];
     assert.ok(copy, line);
+    assert.match(line, new RegExp(` # config \\S+ \\(mode ${((await lstat(file)).mode & 0o777).toString(8)}\\) saved as `));
     assert.equal(await host.read(copy), await readFile(file, 'utf8'));
   });
 
@@ -666,6 +677,34 @@ describe('stub cluster: API handler, join, kubectl', () => {
     assert.deepEqual(relayed.stdout.trim().split('\n'), ['node/cp1', 'node/cp2', 'node/w1']);
   });
 
+  it('upload-certs takes the certificate key from --config, and refuses --certificate-key beside it, as kubeadm does', async () => {
+    const key = '0123456789abcdef'.repeat(4);
+    const file = await cp1.writeConfig('upload-certs.yaml', initConfig({ advertise: cp1.ip, controlPlaneEndpoint: endpoint, certificateKey: key }));
+    const mixed = await cp1.run('kubeadm', ['init', 'phase', 'upload-certs', '--upload-certs', '--config', file, '--certificate-key', key]);
+    assert.equal(mixed.code, 1);
+    assert.match(mixed.stderr, /can not mix '--config' with arguments \[certificate-key\]/);
+    const upload = await cp1.ok('kubeadm', ['init', 'phase', 'upload-certs', '--upload-certs', '--config', file]);
+    assert.match(upload.stdout, new RegExp(`Using certificate key:\n${key}\n`));
+    const keyHash = createHash('sha256').update(key).digest('hex');
+    assert.match(await cp1.read('var/lib/kube-stub/cluster/cluster.env'), new RegExp(`^certificate_key_sha256=${keyHash}$`, 'm'));
+  });
+
+  it('token create with no token makes one and prints it; token delete by ID removes it from the cluster records', async () => {
+    const token = (await cp1.ok('kubeadm', ['token', 'create', '--ttl', '24h0m0s', '--description', 'kube-bundle join'])).stdout.trim();
+    assert.match(token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+    const id = token.slice(0, 6);
+    assert.match((await cp1.ok('kubeadm', ['token', 'list'])).stdout, new RegExp(`^${id}\\.\\S+\\s+24h\\s.*kube-bundle join`, 'm'));
+    assert.equal((await cp1.ok('kubeadm', ['token', 'delete', id])).stdout, `bootstrap token "${id}" deleted\n`);
+    assert.doesNotMatch(await cp1.read('var/lib/kube-stub/cluster/tokens'), new RegExp(`^${id}\\.`, 'm'), 'gone from the stand-in for etcd');
+    assert.doesNotMatch((await cp1.ok('kubeadm', ['token', 'list'])).stdout, new RegExp(`^${id}\\.`, 'm'));
+    const again = await cp1.run('kubeadm', ['token', 'delete', id]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`failed to delete bootstrap token "${id}": secrets "bootstrap-token-${id}" not found`));
+    const malformed = await cp1.run('kubeadm', ['token', 'delete', 'NOPE']);
+    assert.equal(malformed.code, 1);
+    assert.match(malformed.stderr, /given token didn't match pattern/);
+  });
+
   it('token create --print-join-command prints a join command that works', async () => {
     const { stdout } = await cp1.ok('kubeadm', ['token', 'create', '--print-join-command']);
     const command = stdout.trim().split(' ');
@@ -711,6 +750,49 @@ describe('stub cluster: API handler, join, kubectl', () => {
     assert.equal(result.stderr, 'The connection to the server 127.0.0.49:6443 was refused - did you specify the right host or port?\n');
     const noConfig = await worker.run('kubectl', ['get', 'nodes']);
     assert.match(noConfig.stderr, /The connection to the server localhost:8080 was refused/);
+  });
+});
+
+describe('kubeadm stub: secrets are never a process argument', () => {
+  // The real kubeadm never puts the token or certificate key into another program's arguments (readable by every
+  // local user in /proc/PID/cmdline); neither may the stub, or the install's "no secret in any argv" check would
+  // be about the stub. strace records every exec of the stub commands and of the API handler.
+  const hosts: Host[] = [];
+  after(async () => {
+    for (const h of hosts) await h.close();
+  });
+
+  it('init, token create|list|delete, certs certificate-key, upload-certs --config and both joins', async () => {
+    assert.equal(spawnSync('strace', ['-V']).status, 0, 'strace is not installed (scripts/test.sh installs it)');
+    const [cp1, w1, cp2] = await Promise.all([Host.create('cp1', '127.0.0.61'), Host.create('w1', '127.0.0.62'), Host.create('cp2', '127.0.0.63')]);
+    hosts.push(cp1!, w1!, cp2!);
+    const endpoint = `${cp1!.ip}:${API_PORT}`;
+    const trace = (h: Host) => h.file('exec.trace');
+    const traced = (h: Host, args: string[]) => h.ok('strace', [...traceArgs(trace(h)), 'kubeadm', ...args]);
+    cp1!.traceFile = trace(cp1!);
+
+    await traced(cp1!, ['init', '--config', await cp1!.writeConfig('init.yaml', initConfig({ advertise: cp1!.ip, controlPlaneEndpoint: endpoint })), '--upload-certs']);
+    await cp1!.serveApi();
+    const hash = caCertHash(await cp1!.read('etc/kubernetes/pki/ca.crt'));
+    const token = (await traced(cp1!, ['token', 'create', '--ttl', '24h0m0s'])).stdout.trim();
+    const key = (await traced(cp1!, ['certs', 'certificate-key'])).stdout.trim();
+    await traced(cp1!, ['init', 'phase', 'upload-certs', '--upload-certs', '--config',
+      await cp1!.writeConfig('upload.yaml', initConfig({ advertise: cp1!.ip, controlPlaneEndpoint: endpoint, certificateKey: key }))]);
+    await traced(w1!, ['join', '--config', await w1!.writeConfig('join.yaml', joinConfig({ endpoint, hash, name: 'w1', ip: w1!.ip, token }))]);
+    await traced(cp2!, ['join', '--config', await cp2!.writeConfig('join.yaml', joinConfig({ endpoint, hash, name: 'cp2', ip: cp2!.ip, token, certificateKey: key }))]);
+    assert.match((await traced(cp1!, ['token', 'list'])).stdout, new RegExp(token.replace('.', '\\.')));
+    await traced(cp1!, ['token', 'delete', token.slice(0, 6)]);
+
+    for (const h of [cp1!, w1!, cp2!]) {
+      const execs = (await readFile(trace(h), 'utf8')).split('\n').filter((l) => l.includes('execve('));
+      assert.ok(execs.length > 20, `${h.name}: the trace recorded the stub's programs`);
+      for (const secret of [TOKEN, CERT_KEY, token, key]) {
+        const leaked = execs.filter((l) => l.includes(secret));
+        assert.deepEqual(leaked, [], `${h.name}: a secret in the arguments of ${leaked.length} program(s)`);
+      }
+    }
+    // the handler's traces are there too: it checked the token of both joins
+    assert.match(await readFile(trace(cp1!), 'utf8'), /apiserver\.sh/);
   });
 });
 

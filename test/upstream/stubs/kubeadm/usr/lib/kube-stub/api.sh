@@ -9,11 +9,13 @@ readonly API_TIMEOUT=20
 readonly STUB_PKI=$STUB_LIB/pki   # fixed test CA and admin client pair: every stub cluster shares them
 
 # api_exchange HOST:PORT LINE: sends one request line and prints the raw answer (bash's complaint on failure).
+# The line goes to the helper on stdin, not as an argument: it may hold a bootstrap token, and a process's
+# arguments are readable by every user on the host (/proc/PID/cmdline), as the real kubeadm never exposes them.
 api_exchange() {
   local host=${1%:*} port=${1##*:}
   host=${host#[} host=${host%]}
-  timeout "$API_TIMEOUT" bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "%s\n" "$3" >&3 && cat <&3' \
-    api_exchange "$host" "$port" "$2" 2>&1
+  printf '%s\n' "$2" | timeout "$API_TIMEOUT" bash -c 'IFS= read -r line && exec 3<>"/dev/tcp/$1/$2" && printf "%s\n" "$line" >&3 && cat <&3' \
+    api_exchange "$host" "$port" 2>&1
 }
 
 # api_call HOST:PORT VERB [FIELD...]: prints the response body; on failure prints the reason and returns 1.

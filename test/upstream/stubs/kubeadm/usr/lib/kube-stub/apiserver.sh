@@ -62,6 +62,7 @@ serve() {
     APPLY) apply_manifest "$@" ;;
     TOKEN-CREATE) create_token "$@" ;;
     TOKENS) reply_ok "$(valid_tokens)" ;;
+    TOKEN-DELETE) remove_token "$@" ;;
     UPLOAD-CERTS) upload_certs "$@" ;;
     *) reply_error "unknown request \"$verb\"" ;;
   esac
@@ -269,6 +270,12 @@ create_token() {
   [[ $description == - ]] && description=""
   add_token "$1" "$ttl" "$description"
   reply_ok
+}
+
+# TOKEN-DELETE TOKEN_ID
+remove_token() {
+  [[ ${1:-} =~ ^[a-z0-9]{6}$ ]] || { reply_error "invalid bootstrap token ID"; return; }
+  if delete_token "$1"; then reply_ok; else reply_error "secrets \"bootstrap-token-$1\" not found"; fi
 }
 
 # UPLOAD-CERTS SHA256_OF_CERTIFICATE_KEY

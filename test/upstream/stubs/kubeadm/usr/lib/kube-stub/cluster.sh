@@ -45,10 +45,11 @@ EOF
 }
 
 # add_token TOKEN TTL_SECONDS DESCRIPTION: adds or renews a bootstrap token (TTL 0 = it never expires).
+# Tokens reach helpers through the environment or stdin, never as arguments (see api_exchange).
 add_token() {
   local expires=0 rest
   (($2)) && expires=$(($(date +%s) + $2))
-  rest=$(awk -F'\t' -v t="$1" '$1 != t' "$CLUSTER_DIR/tokens")
+  rest=$(TOKEN=$1 awk -F'\t' '$1 != ENVIRON["TOKEN"]' "$CLUSTER_DIR/tokens")
   printf '%s\n' ${rest:+"$rest"} "$1"$'\t'"$expires"$'\t'"$3" >"$CLUSTER_DIR/tokens.new"
   mv "$CLUSTER_DIR/tokens.new" "$CLUSTER_DIR/tokens"
 }
@@ -59,7 +60,21 @@ valid_tokens() {
 }
 
 token_known() {
-  valid_tokens | cut -f1 | grep -qxF -- "$1"
+  local token
+  while IFS=$'\t' read -r token _; do
+    [[ $token == "$1" ]] && return 0
+  done < <(valid_tokens)
+  return 1
+}
+
+# delete_token ID: removes the token with that ID (expired or not), as deleting its Secret does; fails when
+# there is none.
+delete_token() {
+  local rest
+  grep -q "^$1\." "$CLUSTER_DIR/tokens" || return 1
+  rest=$(grep -v "^$1\." "$CLUSTER_DIR/tokens" || true)
+  printf '%s\n' ${rest:+"$rest"} >"$CLUSTER_DIR/tokens.new"
+  mv "$CLUSTER_DIR/tokens.new" "$CLUSTER_DIR/tokens"
 }
 
 # The valid token whose ID (the part before the dot) is ID; fails when there is none.

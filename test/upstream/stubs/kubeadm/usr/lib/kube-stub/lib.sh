@@ -27,11 +27,12 @@ readonly CERTIFICATE_KEY_FORMAT='^[0-9a-f]{64}$'
 readonly CA_HASH_FORMAT='^sha256:[0-9a-f]{64}$'
 
 # Appends the invocation line "TIME PROGRAM ARGS..." (args shell-quoted) to /var/log/kube-stub.log. With a
-# config file it also saves a copy as /var/log/kube-stub/<line number>-<command>.yaml and names both on the line.
+# config file it also saves a copy as /var/log/kube-stub/<line number>-<command>.yaml and names both on the line,
+# with the file's mode (it may hold a bootstrap token: tests check that it was private).
 # Best effort: a stub that cannot write its log (not root) still does its job. A kubeadm that is not installed
 # (run from an unpacked deb, as `bundle build` does for `config images list`) leaves no log on that machine.
 stub_log() {
-  local program=$1 config=$2 command=$3 line copy n
+  local program=$1 config=$2 command=$3 line copy mode n
   shift 3
   [[ $STUB_LIB -ef $ROOT/usr/lib/kube-stub ]] || return 0
   line="$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) $program"
@@ -42,8 +43,9 @@ stub_log() {
     if [[ -n $config ]]; then
       n=$(($(wc -l <"$LOG_FILE") + 1))
       copy=$CONFIG_COPY_DIR/$n-$command.yaml
+      mode=$(stat -c %a -- "$config" 2>/dev/null) || mode="?"
       cp -- "$config" "$ROOT$copy" 2>/dev/null || copy="(unreadable)"
-      line+=" # config $config saved as $copy"
+      line+=" # config $config (mode $mode) saved as $copy"
     fi
     printf '%s\n' "$line" >&9
   } 9>>"$LOG_FILE"

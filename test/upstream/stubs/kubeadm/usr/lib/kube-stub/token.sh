@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Commands that talk to a running cluster through /etc/kubernetes/admin.conf: `kubeadm token create`,
+# Commands that talk to a running cluster through /etc/kubernetes/admin.conf: `kubeadm token create|list|delete`,
 # `kubeadm init phase upload-certs`; and `kubeadm certs certificate-key`.
 
 cmd_token() {
@@ -8,8 +8,9 @@ cmd_token() {
   case $sub in
     create) token_create "$@" ;;
     list) token_list "$@" ;;
+    delete) token_delete "$@" ;;
     generate) random_token ;;
-    *) kubeadm_fail "the kube-stub kubeadm supports \"token create|list|generate\" only, not \"token $sub\"" ;;
+    *) kubeadm_fail "the kube-stub kubeadm supports \"token create|list|delete|generate\" only, not \"token $sub\"" ;;
   esac
 }
 
@@ -62,21 +63,59 @@ token_list() {
   done <<<"$answer"
 }
 
-# `kubeadm init phase ...`: only upload-certs, which re-uploads the control-plane certificates under a key.
+# kubeadm token delete TOKEN-ID|TOKEN...: deletes each token's Secret, named by the token's public ID, as kubeadm
+# does (the full token is accepted too, and only its ID is used).
+token_delete() {
+  local arg id answer
+  local -a ids=()
+  while (($#)); do
+    case ${1%%=*} in
+      --kubeconfig | --v | -v) take answer "$@" ;;
+      --dry-run) kubeadm_fail "the kube-stub kubeadm does not support --dry-run" ;;
+      -*) kubeadm_fail "unknown flag: ${1%%=*}" ;;
+      *) ids+=("$1") SHIFT=1 ;;
+    esac
+    shift "$SHIFT"
+  done
+  ((${#ids[@]})) || kubeadm_fail "missing subcommand; 'token delete' is missing token of form \"^([a-z0-9]{6})\$\""
+  for arg in "${ids[@]}"; do
+    if [[ $arg =~ ^[a-z0-9]{6}$ ]]; then
+      id=$arg
+    elif [[ $arg =~ $TOKEN_FORMAT ]]; then
+      id=${arg%%.*}
+    else
+      kubeadm_fail "given token didn't match pattern \"^([a-z0-9]{6})\$\" or \"^([a-z0-9]{6})\\.([a-z0-9]{16})\$\""
+    fi
+    answer=$(api_call "$(admin_endpoint)" TOKEN-DELETE "$id") ||
+      kubeadm_fail "failed to delete bootstrap token \"$id\": $answer"
+    echo "bootstrap token \"$id\" deleted"
+  done
+}
+
+# `kubeadm init phase ...`: only upload-certs, which re-uploads the control-plane certificates under a key: the
+# InitConfiguration's certificateKey with --config (kubeadm refuses --certificate-key beside it), else
+# --certificate-key, else a new one.
 cmd_init_phase() {
-  local phase=${1:-} upload=0 key="" value name
+  local phase=${1:-} upload=0 key="" config="" value name
+  local -a mixed=()
   shift || true
   [[ $phase == upload-certs ]] || kubeadm_fail "the kube-stub kubeadm supports \"init phase upload-certs\" only, not \"$phase\""
   while (($#)); do
     name=${1%%=*}
     case $name in
       --upload-certs) upload=1 SHIFT=1 ;;
-      --certificate-key) take key "$@" ;;
-      --config | --kubeconfig | --v | -v) take value "$@" ;;
+      --certificate-key) take key "$@"; mixed+=(certificate-key) ;;
+      --config) take config "$@" ;;
+      --kubeconfig | --v | -v) take value "$@" ;;
       *) kubeadm_fail "unknown flag: $name" ;;
     esac
     shift "$SHIFT"
   done
+  refuse_mixed_flags "$config" "${mixed[@]}"
+  if [[ -n $config ]]; then
+    load_init_config "$config"
+    key=$CFG_CERT_KEY
+  fi
   if ((!upload)); then
     echo "[upload-certs] Skipping phase. Please see --upload-certs"
     return
