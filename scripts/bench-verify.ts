@@ -1,7 +1,9 @@
 /**
  * Opt-in benchmark: pack a 1 GiB bundle in the temp directory, then time `verifyBundle` against `sha256sum` of the
  * same file (page cache warm for both, best of three), and report the packer's peak memory.
- * Target: verify ≤ 1.3 × sha256sum; pack peak RSS < 250 MB.
+ * Then the on-host side of install (bundle-on-host.ts), run here as a host would: unpack-and-check against plain
+ * `tar -xf`, and the check every later run makes.
+ * Target: verify ≤ 1.3 × sha256sum; pack peak RSS < 250 MB; the added on-host check < 2 s.
  *
  *   node --import tsx scripts/bench-verify.ts [size-in-MiB]
  *
@@ -14,6 +16,7 @@ import { join } from 'node:path';
 import { generateKeyPair, readPublicKey, readSecretKey } from '../src/core/pgp.js';
 import { packBundle } from '../src/core/bundle/pack.js';
 import { verifyBundle } from '../src/core/bundle/verify.js';
+import { checkScript, unpackScript } from '../src/core/install/bundle-on-host.js';
 
 const sizeMiB = Number(process.argv[2] ?? 1024);
 const RUNS = 3;
@@ -61,11 +64,22 @@ try {
     if (!report.ok) throw new Error(`benchmark bundle failed verification: ${JSON.stringify(report.problems)}`);
   });
 
+  const { createHash } = await import('node:crypto');
+  const { readMembers } = await import('../src/core/bundle/members.js');
+  const sums = (await readMembers(bundle, ['SHA256SUMS'])).get('SHA256SUMS')!;
+  const onHost = { tar: bundle, dir: join(dir, 'unpacked'), sumsSha256: createHash('sha256').update(sums).digest('hex'), signed: true };
+  const plainDir = join(dir, 'plain');
+  const plainTar = await best(RUNS, () => execFileSync('sh', ['-c', `rm -rf ${plainDir} && mkdir ${plainDir} && tar -xf ${bundle} -C ${plainDir} --no-same-owner`]));
+  await rm(plainDir, { recursive: true, force: true });
+  const unpack = await best(RUNS, () => execFileSync('sh', ['-c', unpackScript(onHost)]));
+  const check = await best(RUNS, () => execFileSync('sh', ['-c', checkScript(onHost)]));
+
   console.log(`bundle:       ${sizeMiB} MiB`);
   console.log(`pack:         ${packSeconds.toFixed(2)} s, peak RSS ${packRssMB.toFixed(0)} MB (whole process, target < 250)`);
   console.log(`sha256sum:    ${sha256sum.toFixed(2)} s (best of ${RUNS})`);
   console.log(`verifyBundle: ${verify.toFixed(2)} s (best of ${RUNS})`);
   console.log(`ratio:        ${(verify / sha256sum).toFixed(2)} × sha256sum (target ≤ 1.3)`);
+  console.log(`on the host:  tar -xf ${plainTar.toFixed(2)} s; unpack + check ${unpack.toFixed(2)} s: the check adds ${(unpack - plainTar).toFixed(2)} s (target < 2); the check on a later run ${check.toFixed(2)} s`);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

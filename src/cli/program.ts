@@ -157,9 +157,9 @@ export function createProgram(): Command {
     .option('--allow-unsigned', 'accept a bundle without a signature (checks the file hashes only)')
     .option('--json', 'print a JSON report (also when verification fails)')
     .action(async (file: string, opts: { pubkey?: string; allowUnsigned?: boolean; json?: boolean }) => {
-      const { formatVerified, verificationFailure, verifyBundleFile } = await import('../core/bundle/verify.js');
+      const { formatVerified, verificationFailure, verifyBundleFile, verifyReportJson } = await import('../core/bundle/verify.js');
       const report = await verifyBundleFile({ file, allowUnsigned: Boolean(opts.allowUnsigned), ...(opts.pubkey ? { pubkeyFile: opts.pubkey } : {}) });
-      if (opts.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      if (opts.json) process.stdout.write(JSON.stringify(verifyReportJson(report), null, 2) + '\n');
       else if (report.ok) process.stdout.write(formatVerified(file, report) + '\n');
       if (!report.ok) throw verificationFailure(file, report);
     });

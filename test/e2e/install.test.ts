@@ -11,10 +11,15 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CLI_MAIN } from '../helpers/cli.js';
 import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
+import { addSudoUser, assertNoSecretOnHost, configValue, stubKubeadmConfig, sudoJournal } from '../helpers/host-secrets.js';
 import { labCli, writeLabHostsFile } from '../helpers/lab-cli.js';
 import { useLab, type Lab } from '../lab/lab.js';
 
 const LOG = '/var/log/kube-stub.log';
+/** the SSH user of the installs below: not root, so every command runs through sudo, which logs it to the journal */
+const USER = 'deploy';
+/** files that held a join secret, all gone once the install is done */
+const SECRET_FILES = '/etc/kube-bundle/cluster.env /etc/kube-bundle/kubeadm-init.yaml /etc/kube-bundle/kubeadm-join.yaml /etc/kube-bundle/kubeadm-upload-certs.yaml';
 
 describe('bundle install in the lab', () => {
   const lab = useLab(4);
@@ -30,6 +35,12 @@ describe('bundle install in the lab', () => {
   });
 
   const hostsFile = (name: string, roles: string[]) => writeLabHostsFile(lab(), join(dir, name), roles);
+  /** the hosts h1, h2... with these roles (null: left out), logging in as USER */
+  const sudoHostsFile = (name: string, roles: Array<string | null>) => {
+    const lines = roles.flatMap((role, i) => (role ? [`${lab().hosts[i]!.ip} ${role} user=${USER}`] : []));
+    writeFileSync(join(dir, name), lines.join('\n') + '\n');
+    return join(dir, name);
+  };
   const bundleCli = (args: string[], opts: { knownHosts?: string; bundleFile?: string; pubkey?: string } = {}) =>
     labCli(lab(), [...args, '--bundle', opts.bundleFile ?? bundle.file, '--pubkey', opts.pubkey ?? bundle.pubkey], opts);
 
@@ -89,7 +100,8 @@ describe('bundle install in the lab', () => {
 
   test('1 control plane + 2 workers: a package step that fails once is resumed by the re-run, then the cluster is up', async () => {
     const l = lab();
-    const hosts = hostsFile('h-3.txt', ['control-plane', 'worker', 'worker']);
+    await addSudoUser(l, [1, 2, 3, 4], USER, dir);
+    const hosts = sudoHostsFile('h-3.txt', ['control-plane', 'worker', 'worker']);
     // Leave dpkg "interrupted" on h3, as a crashed upgrade does: apt refuses to install until it is dealt with.
     await l.ssh(3, 'mkdir -p /var/lib/dpkg/updates && echo broken > /var/lib/dpkg/updates/0001');
     const first = await bundleCli(['install', '--hosts', hosts]);
@@ -104,27 +116,36 @@ describe('bundle install in the lab', () => {
     assert.match(packagesPhase, /– h1 \(.*\): already done/, 'the re-run resumed: h1 and h2 had finished their packages');
     assert.match(packagesPhase, /✓ h3 /);
 
-    // kubeadm init ran on the control plane with the generated config; joins used the real CA hash
+    // kubeadm init ran on the control plane with the generated config; joins used the real CA hash and the init's
+    // token; every config holding a secret was private (0600) while it existed (the stub's log keeps a copy)
     const cpLog = (await l.ssh(1, `cat ${LOG}`)).stdout;
     assert.match(cpLog, /kubeadm init --config \/etc\/kube-bundle\/kubeadm-init\.yaml/);
+    const init = await stubKubeadmConfig(l, 1, 'init');
+    assert.equal(init.mode, '600', 'the token and certificate key were in no world-readable file');
+    const secrets = [configValue(init.text, 'token'), configValue(init.text, 'certificateKey')];
     const caHash = (await l.ssh(1, "openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1")).stdout.trim();
     for (const i of [2, 3]) {
-      const joinConfig = (await l.ssh(i, 'cat /etc/kube-bundle/kubeadm-join.yaml')).stdout;
-      assert.match(joinConfig, new RegExp(`sha256:${caHash}`));
-      assert.match((await l.ssh(i, `cat ${LOG}`)).stdout, /kubeadm join --config/);
-      assert.equal((await l.ssh(i, 'stat -c %a /etc/kube-bundle/kubeadm-join.yaml')).stdout.trim(), '600', 'the token is in no world-readable file');
+      const joinConfig = await stubKubeadmConfig(l, i, 'join');
+      assert.match(joinConfig.text, new RegExp(`sha256:${caHash}`));
+      assert.equal(configValue(joinConfig.text, 'token'), secrets[0]);
+      assert.equal(joinConfig.mode, '600', 'the token was in no world-readable file');
     }
     const nodes = (await l.ssh(1, 'kubectl get nodes')).stdout;
     for (const n of ['h1', 'h2', 'h3']) assert.match(nodes, new RegExp(`^${n}\\s`, 'm'));
 
-    // the join token and certificate key appear in no output and only in root-only files
-    const env = (await l.ssh(1, 'cat /etc/kube-bundle/cluster.env')).stdout;
-    const secrets = [...env.matchAll(/^(?:TOKEN|CERTIFICATE_KEY)=(.+)$/gm)].map((m) => m[1]!);
-    assert.equal(secrets.length, 2);
+    // The join token and certificate key appear in no output. On the hosts they never were in a process's
+    // arguments (the stubs log theirs; sudo logs every command text sent to the journal), and once the joins are
+    // done they are gone: from the cluster (the token is deleted by its public ID) and from every file.
     for (const secret of secrets) {
       for (const out of [first.stdout, first.stderr, second.stdout, second.stderr]) assert.ok(!out.includes(secret), 'a secret leaked into the output');
     }
-    assert.equal((await l.ssh(1, 'stat -c %a /etc/kube-bundle/cluster.env /etc/kube-bundle/kubeadm-init.yaml')).stdout.trim(), '600\n600');
+    assert.match(await sudoJournal(l, 1), /COMMAND=.*kubeadm init --config/, 'sudo logged the commands to the journal');
+    assert.match(cpLog, new RegExp(`kubeadm token delete ${secrets[0]!.slice(0, 6)}\n`));
+    assert.ok(!(await l.ssh(1, 'kubeadm token list')).stdout.includes(secrets[0]!), 'the token is deleted from the cluster');
+    for (const i of [1, 2, 3]) {
+      assert.equal((await l.ssh(i, `ls ${SECRET_FILES} 2>/dev/null || true`)).stdout, '', `h${i}: the files that held secrets are removed`);
+      await assertNoSecretOnHost(l, i, secrets);
+    }
 
     // every node pulls through containerd's registry config, from the seeded registry only
     for (const i of [1, 2, 3]) {
@@ -153,14 +174,22 @@ describe('bundle install in the lab', () => {
     assert.match(changed.stderr, /podCidr: the cluster has 10\.244\.0\.0\/16, this run asks for 10\.200\.0\.0\/16/);
   });
 
-  test('a worker added to the hosts file is joined on the next run, the rest untouched', async () => {
+  test('a worker added to the hosts file is joined on the next run with a new token, deleted after; the rest untouched', async () => {
     const l = lab();
-    const hosts = hostsFile('h-4.txt', ['control-plane', 'worker', 'worker', 'worker']);
+    const hosts = sudoHostsFile('h-4.txt', ['control-plane', 'worker', 'worker', 'worker']);
     const before = (await l.ssh(2, `wc -l < ${LOG}`)).stdout.trim();
     const r = await bundleCli(['install', '--hosts', hosts]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match((await l.ssh(1, 'kubectl get nodes')).stdout, /^h4\s/m);
     assert.equal((await l.ssh(2, `wc -l < ${LOG}`)).stdout.trim(), before, 'h2 ran no kube command');
+
+    // the first install's token was deleted: kubeadm made a new one, printed it, and it is deleted in turn
+    const cpLog = (await l.ssh(1, `cat ${LOG}`)).stdout;
+    assert.match(cpLog, /kubeadm token create --ttl 24h0m0s --description kube-bundle\\ join\n/);
+    const token = configValue((await stubKubeadmConfig(l, 4, 'join')).text, 'token');
+    assert.match(cpLog, new RegExp(`kubeadm token delete ${token.slice(0, 6)}\n`));
+    for (const i of [1, 4]) await assertNoSecretOnHost(l, i, [token]);
+    assert.equal((await l.ssh(4, `ls ${SECRET_FILES} 2>/dev/null || true`)).stdout, '');
   });
 
   test('bundle reset leaves the hosts able to install again: 3 control planes + 1 worker with an endpoint', async () => {
@@ -170,15 +199,50 @@ describe('bundle install in the lab', () => {
     assert.equal(reset.code, 0, reset.stderr);
     await nothingInstalled(l, [1, 2, 3, 4]);
 
-    const ha = hostsFile('h-ha.txt', ['control-plane', 'control-plane', 'control-plane', 'worker']);
-    const r = await bundleCli(['install', '--hosts', ha, '--control-plane-endpoint', l.hosts[0]!.ip]);
+    // h3 joins as a control plane on a later run, when the init's token and key are deleted: kubeadm makes a
+    // new token and a new certificate key, which reaches `upload-certs` in a config file
+    const first = await bundleCli(['install', '--hosts', sudoHostsFile('h-ha2.txt', ['control-plane', 'control-plane', null, 'worker']), '--control-plane-endpoint', l.hosts[0]!.ip]);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    const r = await bundleCli(['install', '--hosts', sudoHostsFile('h-ha.txt', ['control-plane', 'control-plane', 'control-plane', 'worker']), '--control-plane-endpoint', l.hosts[0]!.ip]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    const keys: string[] = [];
     for (const i of [2, 3]) {
-      const config = (await l.ssh(i, 'cat /etc/kube-bundle/kubeadm-join.yaml')).stdout;
-      assert.match(config, /controlPlane:[\s\S]*certificateKey: "[0-9a-f]{64}"/);
-      assert.match((await l.ssh(i, `cat ${LOG}`)).stdout, /kubeadm join/);
+      const config = await stubKubeadmConfig(l, i, 'join');
+      assert.match(config.text, /controlPlane:[\s\S]*certificateKey: "[0-9a-f]{64}"/);
+      keys.push(configValue(config.text, 'certificateKey'));
     }
+    assert.notEqual(keys[1], keys[0], 'h3 joined with a new certificate key');
+    const cpLog = (await l.ssh(1, `cat ${LOG}`)).stdout;
+    assert.match(cpLog, /kubeadm certs certificate-key\n/);
+    assert.match(cpLog, /kubeadm init phase upload-certs --upload-certs --config \/etc\/kube-bundle\/kubeadm-upload-certs\.yaml # config \S+ \(mode 600\)/);
+    const token = configValue((await stubKubeadmConfig(l, 3, 'join')).text, 'token');
+    for (const i of [1, 3]) await assertNoSecretOnHost(l, i, [token, keys[1]!]);
     const nodes = (await l.ssh(1, 'kubectl get nodes')).stdout;
     assert.equal(nodes.match(/control-plane/g)?.length, 3, nodes);
+  });
+  test('a bundle file changed on a host after the upload is refused by that host before any phase runs; mended, the re-run is a no-op', async () => {
+    const l = lab();
+    // the cluster as the test before left it (same settings, or the re-run is refused before any host is looked at)
+    const hosts = sudoHostsFile('h-ha.txt', ['control-plane', 'control-plane', 'control-plane', 'worker']);
+    const rerun = () => bundleCli(['install', '--hosts', hosts, '--control-plane-endpoint', l.hosts[0]!.ip]);
+    const logBefore = (await l.ssh(4, `wc -l < ${LOG}`)).stdout.trim();
+    // a script made setuid and given other content, as someone with a foothold on h4 would
+    await l.ssh(4, 'cd /var/lib/kube-bundle/current && cp -p installer/prepare-host.sh /root/prepare-host.sh.orig && echo "id > /tmp/owned" >> installer/prepare-host.sh && chmod 4755 installer/prepare-host.sh');
+    const refused = await rerun();
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stdout, /h4 .*Check the bundle on the hosts:[\s\S]*mode differs from the one kube-bundle packs: \.\/installer\/prepare-host\.sh/);
+    assert.equal((await l.ssh(4, `wc -l < ${LOG}`)).stdout.trim(), logBefore, 'nothing ran on h4');
+    assert.equal((await l.ssh(4, 'test -e /tmp/owned', { check: false })).code, 1);
+
+    // the mode put back, the content is still not the signed one
+    await l.ssh(4, 'chmod 0755 /var/lib/kube-bundle/current/installer/prepare-host.sh');
+    const content = await rerun();
+    assert.notEqual(content.code, 0);
+    assert.match(content.stdout, /h4 .*Check the bundle on the hosts:[\s\S]*differs from its SHA256SUMS[\s\S]*installer\/prepare-host\.sh/);
+
+    await l.ssh(4, 'cp -p /root/prepare-host.sh.orig /var/lib/kube-bundle/current/installer/prepare-host.sh');
+    const mended = await rerun();
+    assert.equal(mended.code, 0, mended.stdout + mended.stderr);
+    assert.match(mended.stdout, /Nothing to do/);
   });
 });

@@ -3,6 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -105,9 +106,10 @@ test('keygen, then verify and inspect a bundle signed with that key', async (t) 
     run(['verify', bundle]),
   ]);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.equal(ok.stdout, `${bundle}: OK, 10 files intact, signed by ${fingerprint}\n`);
+  const fileSha256 = createHash('sha256').update(await readFile(bundle)).digest('hex');
+  assert.equal(ok.stdout, `${bundle}: OK, 10 files intact, signed by ${fingerprint}; sha256 of the file ${fileSha256}\n`);
   assert.equal(okJson.code, 0, okJson.stderr);
-  assert.deepEqual({ ...JSON.parse(okJson.stdout), manifest: undefined }, { ok: true, signer: fingerprint, files: 10, problems: [], manifest: undefined });
+  assert.deepEqual({ ...JSON.parse(okJson.stdout), manifest: undefined }, { ok: true, signer: fingerprint, files: 10, problems: [], manifest: undefined, sha256: fileSha256 });
   assert.equal(inspect.code, 0, inspect.stderr);
   assert.match(inspect.stdout, new RegExp(`^Signer +${fingerprint}`, 'm'));
   assert.match(inspect.stdout, /^ +kubeadm +1\.32\.3-1\.1 +amd64 +1\.5 KiB$/m);
@@ -132,4 +134,18 @@ test('keygen, then verify and inspect a bundle signed with that key', async (t) 
   const report = JSON.parse(badJson.stdout);
   assert.equal(report.ok, false);
   assert.deepEqual(report.problems.map((p: { kind: string; path: string }) => `${p.kind} ${p.path}`), [`changed ${FLANNEL}`]);
+});
+
+test('a bad --pod-cidr exits 2 with one line naming the value and the rule, before the hosts file or any host is read', async () => {
+  const r = await run(['install', '--hosts', '/nonexistent/hosts.txt', '--allow-unsigned', '--pod-cidr', '10.244.0.0/25']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.equal(
+    r.stderr,
+    "error: --pod-cidr '10.244.0.0/25': an IPv4 pod network's prefix must be /8 to /24 (kubeadm: every node gets a /24 of it, and the two masks may differ by at most 16)\n",
+  );
+  const quoted = await run(['install', '--hosts', '/nonexistent/hosts.txt', '--allow-unsigned', '--control-plane-endpoint', 'api.lan"\nkind: Evil']);
+  assert.equal(quoted.code, 2, quoted.stderr);
+  assert.equal(quoted.stderr.trimEnd().split('\n').length, 1, quoted.stderr);
+  assert.match(quoted.stderr, /^error: --control-plane-endpoint "api\.lan\\"\\nkind: Evil": not host\[:port\]/);
 });

@@ -358,10 +358,16 @@ export function verificationFailure(file: string, report: VerifyReport): UserErr
   return new UserError(`${file} failed verification (${count}):\n${lines.join('\n')}`, 'do not install it; copy the bundle again from its source, or check that --pubkey is the signer\'s key');
 }
 
-/** One line for a bundle that verified. */
+/** One line for a bundle that verified; the file's sha256 comes from the same pass, for a transfer record. */
 export function formatVerified(file: string, report: VerifyReport): string {
   const signer = report.signer ? `signed by ${report.signer}` : 'NOT signature-checked (unsigned allowed)';
-  return `${file}: OK, ${report.files} files intact, ${signer}`;
+  return `${file}: OK, ${report.files} files intact, ${signer}; sha256 of the file ${report.sha256}`;
+}
+
+/** What `verify --json` prints: the report without the kept bodies and the key. */
+export function verifyReportJson(report: VerifyReport): object {
+  const { ok, signer, files, problems, manifest, sha256 } = report;
+  return { ok, signer, files, problems, manifest, sha256 };
 }
 
 async function readText(file: string, what: string): Promise<string> {

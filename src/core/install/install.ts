@@ -7,22 +7,21 @@
  * stopped, changes nothing after a success, and joins a host newly added to the hosts file without touching
  * the rest.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
-import { parseManifest, type BundleManifest } from '../bundle/manifest.js';
-import { readMembers } from '../bundle/members.js';
-import { MANIFEST_FILE, manifestFile } from '../bundle/paths.js';
+import type { BundleManifest } from '../bundle/manifest.js';
+import { manifestFile } from '../bundle/paths.js';
 import { assertBundleVerified } from '../bundle/verify.js';
 import { loadTarget, type Runtime } from '../definitions.js';
 import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
 import { connect, type Connection } from '../ssh/connection.js';
 import { Secrets } from '../ssh/command.js';
-import { sha256File } from '../ssh/upload.js';
 import { gatherFacts, preflightProblems, type Facts } from './facts.js';
 import { checkHaOptions, describeHa, haEndpoint, haPreflight, planHa, type HaPlan } from './ha.js';
-import { readHostsFile, type HostSpec } from './hosts.js';
+import { isValidNodeName, readHostsFile, type HostSpec } from './hosts.js';
+import { checkNetworkFlags, formatEndpoint, parseEndpoint } from './validate.js';
 import { osFor, type HostOS } from './os.js';
-import { installPhases } from './phases-install.js';
+import { CHECK_BUNDLE_PHASE, installPhases } from './phases-install.js';
 import { checkClusterSettings } from './settings.js';
 import { runPhases, type PhaseEvent, type RunResult } from './phases.js';
 
@@ -69,7 +68,12 @@ export interface ClusterSecrets {
 export interface InstallContext {
   options: InstallOptions;
   bundleFile: string;
+  /** of the whole file, from the verify pass: each host checks its upload against it */
   bundleSha256: string;
+  /** of SHA256SUMS, from the verify pass: each host checks its unpacked tree against it (bundle-on-host.ts) */
+  sumsSha256: string;
+  /** hosts whose unpacked bundle was checked in this run already */
+  bundleChecked: Set<Node>;
   manifest: BundleManifest;
   version: KubeVersion;
   flannelManifest: string;
@@ -105,8 +109,10 @@ export interface InstallSummary {
 }
 
 
-export async function install(options: InstallOptions): Promise<InstallSummary> {
+export async function install(given: InstallOptions): Promise<InstallSummary> {
   const started = Date.now();
+  // values that end up in the hosts' files are checked where they enter: before the bundle is read or a host contacted
+  const options: InstallOptions = { ...given, ...checkNetworkFlags(given) };
   const specs = readHostsFile(options.hostsFile);
   const bundleFile = options.bundle ?? (await findBundle());
   if (!options.pubkey && !options.allowUnsigned) {
@@ -114,14 +120,17 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
   }
 
   options.log(`Verifying ${bundleFile}`);
-  const report = await assertBundleVerified({ file: bundleFile, ...(options.pubkey ? { pubkeyFile: options.pubkey } : {}), allowUnsigned: options.allowUnsigned });
-  const manifest = report.manifest ?? parseManifest((await readMembers(bundleFile, [MANIFEST_FILE])).get(MANIFEST_FILE)!.toString('utf8'), MANIFEST_FILE);
+  // One pass: the file's sha256 (which every host checks its upload against), bundle.yaml and flannel's manifest
+  // all come from the reading that was verified, never from a second read of a file that may have changed since.
+  const flannelPath = manifestFile('kube-flannel.yml');
+  const report = await assertBundleVerified({ file: bundleFile, ...(options.pubkey ? { pubkeyFile: options.pubkey } : {}), allowUnsigned: options.allowUnsigned, keep: [flannelPath] });
+  const { manifest, sha256: bundleSha256, sumsSha256 } = report;
+  const flannel = report.kept.get(flannelPath);
+  if (!manifest || !bundleSha256 || !sumsSha256 || !flannel) throw new UserError(`${bundleFile} has no ${flannelPath}: is it a kube-bundle bundle of this release?`);
   options.log(`  OK: Kubernetes ${manifest.kubernetesVersion} for ${manifest.target}, ${report.signer ? `signed by ${report.signer}` : 'UNSIGNED'}`);
   if (!manifest.runtimes.includes(options.runtime)) {
     throw new UserError(`the bundle carries the ${manifest.runtimes.join(', ')} runtime, not ${options.runtime}`, `rebuild with --runtime ${options.runtime} or install with --runtime ${manifest.runtimes[0]}`);
   }
-  const members = await readMembers(bundleFile, [manifestFile('kube-flannel.yml')]);
-  const bundleSha256 = await sha256File(bundleFile);
   const target = loadTarget(manifest.target);
   const os = osFor(target);
   checkHaOptions({ vip: options.vip, specs, hostsFile: options.hostsFile, controlPlaneEndpoint: options.controlPlaneEndpoint, bundleFile, manifest, haPackages: target.packages.ha });
@@ -129,12 +138,12 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
   const secrets = new Secrets();
   options.log(`Connecting to ${specs.length} host(s)`);
   const nodes = await connectAll(specs, options, secrets);
-  const ctx = buildContext(options, nodes, { bundleFile, bundleSha256, manifest, flannelManifest: members.get(manifestFile('kube-flannel.yml'))!.toString('utf8'), os, secrets, signerKey: options.pubkey ? await readFile(options.pubkey, 'utf8') : undefined });
+  const ctx = buildContext(options, nodes, { bundleFile, bundleSha256, sumsSha256, manifest, flannelManifest: flannel.toString('utf8'), os, secrets, signerKey: report.publicKeyArmored ?? undefined });
   if (ctx.ha) options.log(describeHa(ctx.ha));
 
   try {
     const problems = preflightProblems(
-      nodes.map((n) => ({ label: n.label, role: n.spec.role, facts: n.facts, nodeName: n.name })),
+      nodes.map((n) => ({ label: n.label, role: n.spec.role, facts: n.facts, nodeName: n.name, address: n.spec.address })),
       {
         targetOs: target.os,
         targetVersion: target.version,
@@ -142,6 +151,8 @@ export async function install(options: InstallOptions): Promise<InstallSummary> 
         bundleMiB: Math.ceil((await stat(bundleFile)).size / 2 ** 20),
         registryPort: options.registryPort,
         registryLabel: ctx.registryNode.label,
+        podCidr: options.podCidr,
+        serviceCidr: options.serviceCidr,
       },
     );
     problems.push(...(await haPreflight(ctx)));
@@ -174,7 +185,8 @@ async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: S
       try {
         const facts = await gatherFacts(conn);
         const name = spec.name ?? facts.hostname.toLowerCase();
-        return { spec, label: spec.name ? label : `${name} (${spec.address})`, conn, facts, name };
+        // a hostname that is no valid node name is refused by the preflight; until then the host goes by its address
+        return { spec, label: spec.name || !isValidNodeName(name) ? label : `${name} (${spec.address})`, conn, facts, name };
       } catch (err) {
         await conn.close();
         throw err;
@@ -194,7 +206,7 @@ async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: S
 function buildContext(
   options: InstallOptions,
   nodes: Node[],
-  bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey'>,
+  bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey'>,
 ): InstallContext {
   const controlPlanes = nodes.filter((n) => n.spec.role === 'control-plane');
   const firstControlPlane = controlPlanes[0];
@@ -212,6 +224,7 @@ function buildContext(
     firstControlPlane,
     registryNode,
     registry: `${hostForUrl(registryNode.spec.address)}:${options.registryPort}`,
+    bundleChecked: new Set(),
     endpoint,
     ...(ha ? { ha } : {}),
   };
@@ -221,8 +234,10 @@ function hostForUrl(address: string): string {
   return address.includes(':') ? `[${address}]` : address;
 }
 
+/** host[:port] as validate.ts reads it (a DNS name like `cafe:6443` is not an IPv6 address), with the port defaulted. */
 function withPort(endpoint: string, port: number): string {
-  return /:\d+$/.test(endpoint) && !/^[0-9a-f:]+$/i.test(endpoint) ? endpoint : `${hostForUrl(endpoint)}:${port}`;
+  const e = parseEndpoint(endpoint);
+  return 'problem' in e ? endpoint : formatEndpoint({ ...e, port: e.port ?? port });
 }
 
 async function findBundle(): Promise<string> {
@@ -279,7 +294,7 @@ function summarize(ctx: InstallContext, result: RunResult<Node>, started: number
 }
 
 /** Phases that only look: they run every time and do not count as a change. */
-export const READ_ONLY_PHASES = new Set(['Check the cluster']);
+export const READ_ONLY_PHASES = new Set(['Check the cluster', CHECK_BUNDLE_PHASE]);
 
 export function formatSummary(s: InstallSummary): string {
   const lines: string[] = [];

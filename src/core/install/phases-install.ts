@@ -10,7 +10,12 @@ import { formatBytes } from '../../util/progress.js';
 import { parseReference } from '../oci/reference.js';
 import { shQuote } from '../ssh/command.js';
 import { uploadSmallFile } from '../ssh/upload.js';
-import { CA_FILE, CLUSTER_ENV, CLUSTER_SETTINGS, ETC, JOURNAL, PKI, REGISTRY_STORAGE, REMOTE_ROOT, SIGNER_KEY } from './host-paths.js';
+import { checkScript, unpackScript, type BundleOnHost } from './bundle-on-host.js';
+import {
+  CA_FILE, CLUSTER_ENV, CLUSTER_SETTINGS, ETC, JOIN_SECRET_FILES, JOURNAL, KUBEADM_INIT_CONFIG, KUBEADM_JOIN_CONFIG, KUBEADM_UPLOAD_CERTS_CONFIG, PKI,
+  REGISTRY_STORAGE, REMOTE_ROOT, SIGNER_KEY,
+} from './host-paths.js';
+import { formatClusterEnv, parseCertificateKey, parseClusterEnv, parseCreatedToken, planJoinSecrets, tokenId, tokenListed } from './join-secrets.js';
 import type { ClusterSecrets, InstallContext, Node } from './install.js';
 import { clusterSettings } from './settings.js';
 import { haApiPhase, haPhase, isHaHolder } from './ha.js';
@@ -23,11 +28,11 @@ import { DOCKER_DAEMON_JSON_NEW, SETUP_DOCKER_SCRIPT, dockerFiles, registryImage
 
 type InstallPhase = Phase<Node, InstallContext>;
 
-/** the uploaded certificates kubeadm keeps for joining control planes expire after 2 hours; renew before that */
-const UPLOADED_CERTS_TTL_MS = 110 * 60 * 1000;
-
 const bundleDir = (ctx: InstallContext) => `${REMOTE_ROOT}/${ctx.bundleSha256.slice(0, 16)}`;
 const bundleTar = (ctx: InstallContext) => `${REMOTE_ROOT}/bundles/${ctx.bundleSha256}.tar`;
+const onHost = (ctx: InstallContext): BundleOnHost => ({ tar: bundleTar(ctx), dir: bundleDir(ctx), sumsSha256: ctx.sumsSha256, signed: ctx.manifest.signer !== null });
+/** a phase that only reads: it runs on every install and does not count as a change */
+export const CHECK_BUNDLE_PHASE = 'Check the bundle on the hosts';
 const keyring = (ctx: InstallContext) => (ctx.signerKey ? SIGNER_KEY : 'unsigned');
 const installer = (ctx: InstallContext, script: string) => `${bundleDir(ctx)}/installer/${script}`;
 const isControlPlane = (n: Node) => n.spec.role === 'control-plane';
@@ -114,14 +119,25 @@ export function installPhases(): InstallPhase[] {
             );
           },
         },
-        command(
-          `mkdir -p ${bundleDir(ctx)}.partial && tar -xf ${bundleTar(ctx)} -C ${bundleDir(ctx)}.partial --no-same-owner ` +
-            `&& rm -rf ${bundleDir(ctx)} && mv ${bundleDir(ctx)}.partial ${bundleDir(ctx)} && ln -sfn ${bundleDir(ctx)} ${REMOTE_ROOT}/current`,
-          { timeoutMs: 30 * 60_000 },
-        ),
+        {
+          describe: `unpack into ${bundleDir(ctx)} (owners and modes not taken from the archive) and check the tree against SHA256SUMS (sha256 ${ctx.sumsSha256.slice(0, 16)}…, from verify): every file as listed, nothing else`,
+          run: async (h) => {
+            await h.conn.run(`${unpackScript(onHost(ctx))}\nln -sfn ${bundleDir(ctx)} ${REMOTE_ROOT}/current`, { timeoutMs: 30 * 60_000 });
+            ctx.bundleChecked.add(h);
+          },
+        },
         ...(ctx.signerKey ? [file(SIGNER_KEY, ctx.signerKey)] : []),
       ],
     }),
+    {
+      // every run, before anything from the tree runs: a file changed on the host since the upload is refused here
+      title: CHECK_BUNDLE_PHASE,
+      shouldRun: (host, ctx) => !ctx.bundleChecked.has(host),
+      async run(host, ctx) {
+        await host.conn.run(checkScript(onHost(ctx)), { timeoutMs: 10 * 60_000 });
+      },
+      dryRun: (_host, ctx) => [`check ${bundleDir(ctx)} against SHA256SUMS (sha256 ${ctx.sumsSha256.slice(0, 16)}…): every file as listed, nothing else, modes as packed`],
+    },
     journaled('prepare', {
       title: 'Prepare the hosts',
       steps: (host, ctx) => [
@@ -169,26 +185,15 @@ export function installPhases(): InstallPhase[] {
       title: 'kubeadm init on the first control plane',
       hosts: (_all, ctx) => [ctx.firstControlPlane],
       steps: (host, ctx) => {
+        // made here, not by kubeadm, so that they are known (and redacted) before anything can print them
         const cluster = (ctx.cluster ??= { token: newBootstrapToken(), certificateKey: newCertificateKey() });
         ctx.secrets.add(cluster.token, cluster.certificateKey);
-        const config = kubeadmInitConfig({
-          version: ctx.version,
-          token: cluster.token,
-          certificateKey: cluster.certificateKey,
-          advertiseAddress: host.spec.address,
-          nodeName: host.name,
-          criSocket: runtimeNaming(ctx.options.runtime, ctx.registry).criSocket,
-          controlPlaneEndpoint: ctx.endpoint,
-          imageRepository: runtimeNaming(ctx.options.runtime, ctx.registry).imageRepository,
-          podSubnet: ctx.options.podCidr,
-          serviceSubnet: ctx.options.serviceCidr,
-          certSANs: [...new Set([host.spec.address, host.name, ctx.endpoint.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')])],
-        });
         return [
-          file(`${ETC}/kubeadm-init.yaml`, config, 0o600),
-          file(CLUSTER_ENV, `TOKEN=${cluster.token}\nCERTIFICATE_KEY=${cluster.certificateKey}\nCERTS_UPLOADED=${Date.now()}\n`, 0o600),
+          // over stdin into 0600 files: kubeadm reads the secrets from its config, never from its arguments
+          file(KUBEADM_INIT_CONFIG, initConfig(host, ctx, cluster), 0o600),
+          file(CLUSTER_ENV, formatClusterEnv({ ...cluster, certsUploaded: Date.now() }), 0o600),
           file(CLUSTER_SETTINGS, JSON.stringify(clusterSettings(ctx), null, 2) + '\n'),
-          command(`kubeadm init --config ${ETC}/kubeadm-init.yaml --upload-certs`, { timeoutMs: 15 * 60_000 }),
+          command(`kubeadm init --config ${KUBEADM_INIT_CONFIG} --upload-certs`, { timeoutMs: 15 * 60_000 }),
           command('mkdir -p /root/.kube && install -m 600 /etc/kubernetes/admin.conf /root/.kube/config'),
         ];
       },
@@ -218,10 +223,15 @@ export function installPhases(): InstallPhase[] {
           if (Date.now() > deadline) throw new Error(`nodes not registered after 5 minutes: ${missing.join(', ')}${out.code ? ` (kubectl: ${out.stderr.trim()})` : ''}`);
           await new Promise((r) => setTimeout(r, 2000));
         }
+        await removeJoinSecrets(host, ctx);
         await host.conn.run(`grep -q '^installed ' ${JOURNAL} 2>/dev/null || ${journalLine('installed', ctx)}`);
         for (const n of ctx.nodes) if (n !== host) await n.conn.run(`grep -q '^installed ' ${JOURNAL} 2>/dev/null || ${journalLine('installed', ctx)}`);
       },
-      dryRun: () => ['kubectl get nodes -o name   (until every node is registered)'],
+      dryRun: () => [
+        'kubectl get nodes -o name   (until every node is registered)',
+        'kubeadm token delete <token id>   (the join token, when one is left)',
+        `rm -f ${JOIN_SECRET_FILES.join(' ')}   (on every node)`,
+      ],
     },
   ];
 }
@@ -247,43 +257,79 @@ function joinPhase(id: string, title: string, which: (n: Node, ctx: InstallConte
         ...(controlPlane ? { controlPlane: { advertiseAddress: host.spec.address, certificateKey: cluster.certificateKey } } : {}),
       });
       return [
-        file(`${ETC}/kubeadm-join.yaml`, config, 0o600),
-        command(`kubeadm join --config ${ETC}/kubeadm-join.yaml`, { timeoutMs: 15 * 60_000 }),
+        file(KUBEADM_JOIN_CONFIG, config, 0o600),
+        command(`kubeadm join --config ${KUBEADM_JOIN_CONFIG}`, { timeoutMs: 15 * 60_000 }),
         ...(controlPlane ? [command('mkdir -p /root/.kube && install -m 600 /etc/kubernetes/admin.conf /root/.kube/config')] : []),
       ];
     },
   });
 }
 
+/** The init configuration of the first control plane; also what `init phase upload-certs` reads a new key from. */
+function initConfig(host: Node, ctx: InstallContext, cluster: ClusterSecrets): string {
+  return kubeadmInitConfig({
+    version: ctx.version,
+    token: cluster.token,
+    certificateKey: cluster.certificateKey,
+    advertiseAddress: host.spec.address,
+    nodeName: host.name,
+    criSocket: runtimeNaming(ctx.options.runtime, ctx.registry).criSocket,
+    controlPlaneEndpoint: ctx.endpoint,
+    imageRepository: runtimeNaming(ctx.options.runtime, ctx.registry).imageRepository,
+    podSubnet: ctx.options.podCidr,
+    serviceSubnet: ctx.options.serviceCidr,
+    certSANs: [...new Set([host.spec.address, host.name, ctx.endpoint.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')])],
+  });
+}
+
 /**
- * The join token and certificate key, from this run's init or from the first control plane (0600 file) on a
- * re-run. The token lives 24 hours: an older one is replaced; so are the uploaded control-plane certificates,
- * which kubeadm deletes after 2 hours.
+ * The join token (and, for control planes, the certificate key) of this run's joins: made by this run's init;
+ * else the ones in cluster.env when a run stopped before its joins were done and the token is still alive; else
+ * new ones, made by kubeadm on the first control plane and read from its stdout (a finished install deletes
+ * them). No secret is ever an argument of a command: the certificate key reaches kubeadm in a config file.
  */
 async function readClusterSecrets(ctx: InstallContext, controlPlane: boolean): Promise<void> {
-  if (ctx.cluster) return; // made by this run's init: fresh
+  if (ctx.cluster) return; // made by this run's init, or by the control-plane joins' prepare for the workers'
   const cp = ctx.firstControlPlane;
-  const env = new Map(
-    (await cp.conn.run(`cat ${CLUSTER_ENV}`)).stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
-  );
-  const token = env.get('TOKEN');
-  const certificateKey = env.get('CERTIFICATE_KEY');
-  if (!token || !certificateKey) throw new Error(`${cp.label}: ${CLUSTER_ENV} is incomplete; was kubeadm init done by kube-bundle?`);
-  ctx.secrets.add(token, certificateKey);
+  const stored = parseClusterEnv((await cp.conn.run(`cat ${CLUSTER_ENV} 2>/dev/null || true`)).stdout);
+  ctx.secrets.add(stored.token ?? '', stored.certificateKey ?? '');
+  const tokenList = stored.token ? (await cp.conn.run('kubeadm token list')).stdout : '';
+  const plan = planJoinSecrets(stored, tokenList, controlPlane, Date.now());
+  const made = async (cmd: string, parse: (stdout: string) => string): Promise<string> => {
+    const secret = parse((await cp.conn.run(cmd)).stdout);
+    ctx.secrets.add(secret);
+    return secret;
+  };
+  const token = plan.newToken ? await made("kubeadm token create --ttl 24h0m0s --description 'kube-bundle join'", parseCreatedToken) : stored.token!;
+  const certificateKey = plan.newCertificateKey ? await made('kubeadm certs certificate-key', parseCertificateKey) : (stored.certificateKey ?? '');
   ctx.cluster = { token, certificateKey };
-  const listed = await cp.conn.exec('kubeadm token list');
-  if (!listed.stdout.includes(token.split('.')[0]!)) {
-    const fresh = newBootstrapToken();
-    ctx.secrets.add(fresh);
-    await cp.conn.run(`kubeadm token create ${fresh} --ttl 24h0m0s`);
-    await cp.conn.run(`sed -i 's/^TOKEN=.*/TOKEN=${fresh}/' ${CLUSTER_ENV}`);
-    ctx.cluster.token = fresh;
+  // kept before the upload, so that a run that stops after this point reuses them and the cleanup finds the token
+  const keep = (certsUploaded: number) => uploadSmallFile(cp.conn, formatClusterEnv({ token, certificateKey, certsUploaded }), CLUSTER_ENV, 0o600);
+  if (plan.newToken || plan.newCertificateKey) await keep(plan.newCertificateKey ? 0 : stored.certsUploaded);
+  if (plan.uploadCerts) {
+    await uploadSmallFile(cp.conn, initConfig(cp, ctx, ctx.cluster), KUBEADM_UPLOAD_CERTS_CONFIG, 0o600);
+    try {
+      await cp.conn.run(`kubeadm init phase upload-certs --upload-certs --config ${KUBEADM_UPLOAD_CERTS_CONFIG}`);
+    } finally {
+      await cp.conn.run(`rm -f ${KUBEADM_UPLOAD_CERTS_CONFIG}`);
+    }
+    await keep(Date.now());
   }
-  const uploaded = Number(env.get('CERTS_UPLOADED') ?? 0);
-  if (controlPlane && Date.now() - uploaded > UPLOADED_CERTS_TTL_MS) {
-    await cp.conn.run(`kubeadm init phase upload-certs --upload-certs --certificate-key ${certificateKey}`);
-    await cp.conn.run(`sed -i 's/^CERTS_UPLOADED=.*/CERTS_UPLOADED=${Date.now()}/' ${CLUSTER_ENV}`);
+}
+
+/**
+ * Once every node is in, no join needs the token and certificate key: the token is deleted from the cluster (by
+ * its public ID), and every file that held either is removed from every node. A later run that has a host to
+ * join makes new ones. Changes nothing when there is nothing left (a re-run after success).
+ */
+async function removeJoinSecrets(cp: Node, ctx: InstallContext): Promise<void> {
+  const token = ctx.cluster?.token ?? parseClusterEnv((await cp.conn.run(`cat ${CLUSTER_ENV} 2>/dev/null || true`)).stdout).token;
+  if (token) {
+    ctx.secrets.add(token);
+    if (tokenListed((await cp.conn.run('kubeadm token list')).stdout, token)) await cp.conn.run(`kubeadm token delete ${tokenId(token)}`);
   }
+  // the first control plane last: its cluster.env is how a re-run finds a token whose deletion did not finish
+  for (const n of [...ctx.nodes.filter((n) => isNode(n) && n !== cp), cp]) await n.conn.run(`rm -f ${JOIN_SECRET_FILES.join(' ')}`);
 }
 
 function containerdSteps(host: Node, ctx: InstallContext): Step[] {

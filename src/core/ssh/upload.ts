@@ -58,7 +58,7 @@ export async function sha256File(file: string): Promise<string> {
  * A shell function printing the sha256 of stdin: OpenSSL's (SHA-NI/AVX2 code, several times faster than
  * coreutils' sha256sum as Debian builds it) when installed, which it is wherever ca-certificates is.
  */
-const SHA256_FUNCTION = 'sha256() { if command -v openssl >/dev/null; then openssl dgst -sha256 -r; else sha256sum; fi | cut -c1-64; }';
+export const SHA256_SHELL_FUNCTION = 'sha256() { if command -v openssl >/dev/null; then openssl dgst -sha256 -r; else sha256sum; fi | cut -c1-64; }';
 
 function octal(mode: number): string {
   return (mode & 0o7777).toString(8).padStart(4, '0');
@@ -72,7 +72,7 @@ function probeScript(path: string, size: number, sha256: string, mode: number): 
   const f = shQuote(path);
   const p = shQuote(`${path}.partial`);
   return [
-    SHA256_FUNCTION,
+    SHA256_SHELL_FUNCTION,
     `if [ -f ${f} ] && [ "$(stat -c %s ${f})" = ${size} ] && [ "$(sha256 < ${f})" = ${sha256} ]; then chmod ${octal(mode)} ${f}; echo same; exit 0; fi`,
     `if [ -f ${p} ]; then stat -c %s ${p}; else echo 0; fi`,
   ].join('\n');
@@ -88,7 +88,7 @@ function transferScript(path: string, offset: number, size: number, sha256: stri
   const p = shQuote(`${path}.partial`);
   return [
     'set -e',
-    SHA256_FUNCTION,
+    SHA256_SHELL_FUNCTION,
     `mkdir -p "$(dirname ${f})"`,
     'umask 077', // the partial is private until complete: it may be a secret, and it is not yet valid
     // resuming: the partial must still be the size the probe saw (no other upload of it running meanwhile)
