@@ -23,8 +23,8 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import type { BuildResult } from '../src/core/build/build.js';
-import { readLock } from '../src/core/build/lockfile.js';
+import type { BuildResult } from '../src/core/builder/build.js';
+import { readLock } from '../src/core/builder/lockfile.js';
 import { parseMirrors } from '../src/core/mirror.js';
 import { DEFAULT_WORK_DIR } from '../test/upstream/index.js';
 import { runInstallBench } from './bench-install.js';

@@ -5,7 +5,7 @@
  */
 import * as openpgp from 'openpgp';
 import { packagesIndexPath, parseRelease, pickIndexFile } from '../../src/core/apt/release.js';
-import { readLock, type ArtifactKind, type LockFile } from '../../src/core/build/lockfile.js';
+import { readLock, type ArtifactKind, type LockFile } from '../../src/core/builder/lockfile.js';
 import { loadComponents, loadTarget, parseArch, type Arch } from '../../src/core/definitions.js';
 import { parseKubeVersion } from '../../src/core/kube-version.js';
 import { parseMirrors, resolveUrl, type Mirrors } from '../../src/core/mirror.js';

@@ -122,8 +122,8 @@ export function createProgram(): Command {
     .option('--trust-key <file>', 'an armored OpenPGP public key trusted for the Kubernetes package repository besides the pinned one (a mirror that re-signs), repeatable', collect)
     .option('--pin <url=sha256:hex>', 'the sha256 of a release file (flannel manifest, cri-dockerd deb) by its upstream URL, for this build besides bundles/components.yaml, repeatable', collect)
     .action(async (version: string, flags: BuildFlags) => {
-      const { build } = await import('../core/build/build.js');
-      const { formatBuildResult } = await import('../core/build/report.js');
+      const { build } = await import('../core/builder/build.js');
+      const { formatBuildResult } = await import('../core/builder/report.js');
       const result = await build({
         version,
         target: flags.target,

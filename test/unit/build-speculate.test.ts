@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PackageIndex, type ScannedRecord } from '../../src/core/apt/index.js';
-import { Speculator, type SpeculationPlan } from '../../src/core/build/speculate.js';
+import { Speculator, type SpeculationPlan } from '../../src/core/builder/speculate.js';
 
 const MAIN = 0;
 const SECURITY = 1;

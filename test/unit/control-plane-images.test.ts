@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { controlPlaneImages } from '../../src/core/build/control-plane-images.js';
+import { controlPlaneImages } from '../../src/core/builder/control-plane-images.js';
 import { controlPlaneImagesFile } from '../../src/core/definitions.js';
 import { parseKubeVersion } from '../../src/core/kube-version.js';
 import { UserError } from '../../src/util/errors.js';
@@ -28,7 +28,7 @@ test('a version the table does not cover fails naming the table file and the ver
 });
 
 test('nothing in the build runs a program (a downloaded kubeadm least of all)', () => {
-  const dir = path.resolve(import.meta.dirname, '../../src/core/build');
+  const dir = path.resolve(import.meta.dirname, '../../src/core/builder');
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
     const source = readFileSync(path.join(dir, file), 'utf8');
     assert.doesNotMatch(source, /node:child_process|\bexecFile\b|\bspawn\(/, file);

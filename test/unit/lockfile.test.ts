@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertMatchesLock, diffLock, readLock, renderLock, type LockFile } from '../../src/core/build/lockfile.js';
+import { assertMatchesLock, diffLock, readLock, renderLock, type LockFile } from '../../src/core/builder/lockfile.js';
 
 const base: LockFile = {
   apiVersion: 'kube-bundle.dev/v1alpha1',

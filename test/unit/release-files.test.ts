@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fetchReleaseFile, parsePinFlags, pinFor, type PinSources } from '../../src/core/build/release-files.js';
+import { fetchReleaseFile, parsePinFlags, pinFor, type PinSources } from '../../src/core/builder/release-files.js';
 import { BlobCache } from '../../src/core/cache.js';
 import { componentsFile, loadComponents, parseReleaseDigests } from '../../src/core/definitions.js';
 import { Fetcher } from '../../src/core/fetch.js';

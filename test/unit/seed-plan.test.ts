@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { seedPlan, seededRepositories } from '../../src/core/build/seed-plan.js';
+import { seedPlan, seededRepositories } from '../../src/core/builder/seed-plan.js';
 import type { PulledImage } from '../../src/core/oci/registry.js';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
