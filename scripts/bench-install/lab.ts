@@ -9,12 +9,10 @@
  *
  * Everything that talks to the hosts runs inside the lab's network namespace, as an operator's admin host would.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { InstallSummary } from '../../src/core/install/install.js';
+import { sha256File } from '../../src/util/digest.js';
 import { startLab, type Lab } from '../../test/lab/lab.js';
 import type { BenchBundle } from './bundles.js';
 import { DIST_CLI, log, REPO_ROOT, secondsSince } from './run.js';
@@ -117,7 +115,7 @@ function parseSummary(stdout: string): InstallSummary | undefined {
 async function compareUpload(lab: Lab, bundle: BenchBundle, index: number, rounds: number): Promise<UploadRun> {
   const host = lab.hosts[index - 1]!;
   log(`upload vs scp of ${bundle.file} to ${host.name}, ${rounds} rounds`);
-  const params = { ip: host.ip, keyFile: lab.keyFile, knownHosts: lab.knownHostsFile, file: bundle.file, sha256: await sha256File(bundle.file), rounds };
+  const params = { ip: host.ip, keyFile: lab.keyFile, knownHosts: lab.knownHostsFile, file: bundle.file, sha256: (await sha256File(bundle.file)).sha256, rounds };
   const r = await lab.inNetns([process.execPath, '--import', 'tsx', BENCH_UPLOAD, '--child'], {
     cwd: REPO_ROOT,
     env: { BENCH_PARAMS: JSON.stringify(params) },
@@ -127,8 +125,3 @@ async function compareUpload(lab: Lab, bundle: BenchBundle, index: number, round
   return { file: bundle.file, bytes: bundle.bytes, host: host.name, rounds: JSON.parse(last) as UploadRound[] };
 }
 
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(file), hash);
-  return hash.digest('hex');
-}

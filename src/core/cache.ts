@@ -9,12 +9,12 @@
  * Only `commit` moves a file into blobs/, by an atomic rename after the caller verified it, so a killed
  * process leaves at most a partial behind and never a corrupt cache entry.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { diskFullError } from '../util/errors.js';
+import { SHA256_HEX, sha256Of } from '../util/digest.js';
 
-const SHA256_HEX = /^[a-f0-9]{64}$/;
 
 export class BlobCache {
   readonly blobsDir: string;
@@ -72,7 +72,7 @@ export class BlobCache {
 
   /** Store small content held in memory (manifests, indexes); returns its sha256 hex. */
   async putBytes(bytes: Uint8Array): Promise<string> {
-    const hex = createHash('sha256').update(bytes).digest('hex');
+    const hex = sha256Of(bytes);
     if ((await this.sizeOf(hex)) === bytes.length) return hex;
     const tmp = await this.partialPath();
     try {

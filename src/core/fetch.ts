@@ -20,6 +20,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import got, { RequestError, TimeoutError } from 'got';
+import { digestHex } from '../util/digest.js';
 import { diskFullError, UserError } from '../util/errors.js';
 import { redactUrl, redactUrls } from '../util/redact.js';
 import { type BlobCache, FileWriter, isNotFound } from './cache.js';
@@ -228,13 +229,6 @@ export function isTransientStatus(status: number): boolean {
   return status >= 500 || status === 429;
 }
 
-/** Bare lowercase hex of a "sha256:<hex>" or bare digest. */
-export function sha256Hex(digest: string): string {
-  const hex = digest.startsWith('sha256:') ? digest.slice('sha256:'.length) : digest;
-  if (!/^[a-f0-9]{64}$/.test(hex)) throw new UserError(`not a sha256 digest: '${digest}'`);
-  return hex;
-}
-
 /** Runs at most `limit` tasks at once, in arrival order. */
 class Limiter {
   private running = 0;
@@ -283,7 +277,7 @@ export class Fetcher {
    * earlier run may have been damaged meanwhile.
    */
   downloadedAndVerified(sha256: string): boolean {
-    return this.verifiedNow.has(sha256Hex(sha256));
+    return this.verifiedNow.has(digestHex(sha256));
   }
 
   /**
@@ -294,7 +288,7 @@ export class Fetcher {
    * Returns the function that stops watching.
    */
   watch(sha256: string, watcher: DataWatcher): () => void {
-    const hex = sha256Hex(sha256);
+    const hex = digestHex(sha256);
     let set = this.watchers.get(hex);
     if (!set) {
       set = new Set();
@@ -353,7 +347,7 @@ export class Fetcher {
    * at once (0 bytes fetched) and simultaneous requests for the same content share one download.
    */
   fetchToCache(request: FetchRequest): Promise<FetchResult> {
-    const hex = request.expected.sha256 === undefined ? undefined : sha256Hex(request.expected.sha256);
+    const hex = request.expected.sha256 === undefined ? undefined : digestHex(request.expected.sha256);
     if (hex === undefined) return this.limiter.run(() => this.download(request, undefined));
     const pending = this.inFlight.get(hex);
     if (pending) return pending;

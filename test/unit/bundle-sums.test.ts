@@ -3,7 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { imageBlobFile, packageFile, parentDirs, unsafePathReason } from '../../src/core/bundle/paths.js';
-import { formatSums, parseSums, sha256File } from '../../src/core/bundle/sums.js';
+import { formatSums, parseSums } from '../../src/core/bundle/sums.js';
+import { sha256File } from '../../src/util/digest.js';
 import { tempDir } from './bundle-fixture.js';
 
 const A = 'a'.repeat(64);

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sha256File } from '../../src/util/digest.js';
 import { buildStubDebs, CRI_DOCKERD_DIR } from './debs.js';
 import { type RequestRecord, type StaticServer, startStaticServer, stopServing } from './http.js';
 
@@ -45,7 +46,7 @@ export async function startGithub({ host, workDir }: { host: string; workDir: st
     for (const asset of await releaseAssets()) {
       await place(path.join(releases, asset.urlPath), asset);
       await place(path.join(objects, ASSET_PREFIX, assetId(asset.urlPath)), asset);
-      pins.push(`https://github.com${asset.urlPath}=sha256:${await sha256File(path.join(releases, asset.urlPath))}`);
+      pins.push(`https://github.com${asset.urlPath}=sha256:${(await sha256File(path.join(releases, asset.urlPath))).sha256}`);
     }
     const cdn = await startStaticServer({ root: objects, host, contentType: 'application/octet-stream' });
     servers.push(cdn);
@@ -93,9 +94,6 @@ async function place(target: string, asset: Asset): Promise<void> {
   else await copyFile(asset.content.file, target);
 }
 
-async function sha256File(file: string): Promise<string> {
-  return createHash('sha256').update(await readFile(file)).digest('hex');
-}
 
 /** Stable opaque id per asset, so the CDN URL says nothing about the file name. */
 function assetId(urlPath: string): string {

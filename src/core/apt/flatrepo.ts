@@ -4,12 +4,11 @@
  * `packages/` repo in the same shape). Output is byte-identical for identical input and date: stanzas and fields are
  * sorted, Packages.gz has no name or mtime in its header, and the OpenPGP signatures are deterministic for a date.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { PrivateKey } from 'openpgp';
+import { sha256File, sha256Of } from '../../util/digest.js';
 import { UserError } from '../../util/errors.js';
 import { signCleartext, signDetached } from '../pgp.js';
 import { type ControlStanza, readDebControl, requireControlField } from './debfile.js';
@@ -59,7 +58,7 @@ export async function scanDebs(repoDir: string): Promise<RepoPackage[]> {
   const packages: RepoPackage[] = [];
   for (const relative of relativePaths) {
     const full = path.join(repoDir, relative);
-    const [control, size, sha256] = await Promise.all([readDebControl(full), fileSize(full), sha256File(full)]);
+    const [control, { size, sha256 }] = await Promise.all([readDebControl(full), sha256File(full)]);
     packages.push({ filename: relative, control, size, sha256 });
   }
   return packages;
@@ -195,7 +194,7 @@ export function renderRelease(files: readonly IndexFile[], architectures: readon
   const lines = header.filter((field): field is [string, string] => field[1] !== undefined).map(([name, value]) => `${name}: ${value}`);
   lines.push('SHA256:');
   for (const file of files) {
-    const digest = createHash('sha256').update(file.bytes).digest('hex');
+    const digest = sha256Of(file.bytes);
     lines.push(` ${digest} ${String(file.bytes.length).padStart(16)} ${file.name}`);
   }
   return lines.join('\n') + '\n';
@@ -222,14 +221,4 @@ async function listDebs(root: string, relative: string): Promise<string[]> {
     else if (entry.isFile() && entry.name.endsWith('.deb')) found.push(child);
   }
   return found;
-}
-
-async function fileSize(file: string): Promise<number> {
-  return (await stat(file)).size;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

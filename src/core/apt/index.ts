@@ -15,6 +15,7 @@ import { UserError } from '../../util/errors.js';
 import { requireField, scanDeb822, scanDeb822Pieces, type ByteSource, type Deb822Options, type Deb822Span } from './deb822.js';
 import { parseProvides, parseRelationGroups, type Relation, type RelationGroup } from './relations.js';
 import { compareVersions, isValidVersion } from './version.js';
+import { SHA256_HEX } from '../../util/digest.js';
 
 export type MultiArch = 'no' | 'same' | 'foreign' | 'allowed';
 
@@ -419,7 +420,7 @@ function parseSize(text: string, where: string): number {
 }
 
 function parseSha256(text: string, where: string): string {
-  if (!/^[0-9a-f]{64}$/i.test(text)) throw new UserError(`${where}: invalid SHA256 '${text}'`);
+  if (!SHA256_HEX.test(text.toLowerCase())) throw new UserError(`${where}: invalid SHA256 '${text}'`);
   return text.toLowerCase();
 }
 

@@ -7,7 +7,6 @@
  * Release file are relative to the directory holding it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -15,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { diskFullError, UserError } from '../../util/errors.js';
 import { parseSingleParagraph } from './deb822.js';
+import { SHA256_HEX, sha256Of } from '../../util/digest.js';
 
 export interface ReleaseFileEntry {
   /** Relative to the directory holding the Release file. */
@@ -117,7 +117,7 @@ export function verifyIndexFile(choice: IndexFileChoice, data: Uint8Array): void
   if (data.byteLength !== expected.size) {
     throw new UserError(`${url}: got ${data.byteLength} bytes, the Release file says ${expected.size}`, 'the mirror may be mid-update; try again later');
   }
-  const actual = createHash('sha256').update(data).digest('hex');
+  const actual = sha256Of(data);
   if (actual !== expected.sha256) {
     throw new UserError(`${url}: SHA-256 is ${actual}, the Release file says ${expected.sha256}`, 'the mirror may be mid-update; try again later');
   }
@@ -193,7 +193,7 @@ function parseSha256List(value: string | undefined, source: string): Map<string,
     if (line.trim() === '') continue;
     const parts = line.trim().split(/\s+/);
     const [sha256, sizeText, path] = parts;
-    if (parts.length !== 3 || !sha256 || !/^[0-9a-f]{64}$/i.test(sha256) || !sizeText || !/^[0-9]+$/.test(sizeText) || !path) {
+    if (parts.length !== 3 || !sha256 || !SHA256_HEX.test(sha256.toLowerCase()) || !sizeText || !/^[0-9]+$/.test(sizeText) || !path) {
       throw new UserError(`${source}: bad SHA256 line '${line.trim()}'`);
     }
     files.set(path, { path, size: Number(sizeText), sha256: sha256.toLowerCase() });

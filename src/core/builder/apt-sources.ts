@@ -4,7 +4,6 @@
  * transfers only the small InRelease files). What the build resolves from those indexes is cached too, keyed by
  * their sha256s (see cachedResolution), so a warm build does not even read them.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import type { BlobCache } from '../cache.js';
 import { discard, isTransientStatus, TransientError, type Fetcher, type FetchResult } from '../fetch.js';
 import { resolveUrl, shownUrl, type Mirrors } from '../mirror.js';
 import { fingerprintOf, readPublicKey, verifyCleartext } from '../pgp.js';
+import { SHA256_HEX, sha256Of } from '../../util/digest.js';
 
 const MAX_SMALL = 16 * 1024 * 1024;
 
@@ -276,7 +276,7 @@ export function verifiedRepoIdentity(repo: VerifiedRepo): SourceIdentity {
 export type MemorySource = PackageSource & { packages: Uint8Array | string };
 
 export function sourceIdentity(source: MemorySource): SourceIdentity {
-  const sha256 = createHash('sha256').update(source.packages).digest('hex');
+  const sha256 = sha256Of(source.packages);
   return { label: source.label, baseUrl: source.baseUrl, packagesUrl: source.packagesUrl, sha256 };
 }
 
@@ -299,7 +299,7 @@ export async function cachedResolution(cache: BlobCache, inputs: ResolutionInput
 /** sha256 over everything a resolution depends on, the format of the cached document and this tool's version. */
 export function resolutionKey(inputs: ResolutionInputs): string {
   const identity = { format: RESOLUTION_FORMAT, tool: toolVersion(), arch: inputs.arch, sources: inputs.sources, request: inputs.request };
-  return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
+  return sha256Of(JSON.stringify(identity));
 }
 
 const RESOLUTION_KIND = 'apt-resolution';
@@ -330,7 +330,7 @@ const STRING_FIELDS = ['name', 'version', 'architecture', 'source', 'baseUrl', '
 function isResolvedPackage(value: unknown): value is ResolvedPackage {
   if (typeof value !== 'object' || value === null) return false;
   const record = value as Record<string, unknown>;
-  return STRING_FIELDS.every((f) => typeof record[f] === 'string') && Number.isSafeInteger(record.size) && /^[0-9a-f]{64}$/.test(record.sha256 as string);
+  return STRING_FIELDS.every((f) => typeof record[f] === 'string') && Number.isSafeInteger(record.size) && SHA256_HEX.test(record.sha256 as string);
 }
 
 /** Only the fields a build uses after resolving, copied out of an index's record (whose fields are getters). */

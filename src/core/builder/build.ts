@@ -24,7 +24,7 @@ import { parseControlStanza, readDebControl } from '../apt/debfile.js';
 import { formatStanza, renderFlatRepo, type RepoPackage } from '../apt/flatrepo.js';
 import { compareVersions } from '../apt/version.js';
 import { BlobCache } from '../cache.js';
-import { Fetcher, sha256Hex, type FetchResult, type FetchStats } from '../fetch.js';
+import { Fetcher, type FetchResult, type FetchStats } from '../fetch.js';
 import { ARCHES, controlPlaneImagesFromTable, loadComponents, loadTarget, parseArch, parseRuntimes, type Arch, type Runtime, type TargetDef } from '../definitions.js';
 import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
 import { parseMirrors, resolveUrl, shownUrl, type Mirrors } from '../mirror.js';
@@ -55,6 +55,7 @@ import { controlPlaneImages } from './control-plane-images.js';
 import { fetchReleaseFile, parsePinFlags, pinFor, type PinSources } from './release-files.js';
 import { Speculator } from './speculate.js';
 import { assertMatchesLock, readLock, renderLock, type LockedArtifact, type LockFile } from './lockfile.js';
+import { digestHex, sha256Of } from '../../util/digest.js';
 
 export interface BuildOptions {
   /** v1.32.3 or 1.32.3 */
@@ -206,7 +207,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
 function startDownloads(plan: Plan, { fetcher, mirrors, client }: { fetcher: Fetcher; mirrors: Mirrors; client: RegistryClient }): Map<string, Promise<boolean>> {
   const downloads = new Map<string, Promise<boolean>>();
   const add = (digest: string, fetch: () => Promise<FetchResult>): void => {
-    const hex = sha256Hex(digest);
+    const hex = digestHex(digest);
     if (downloads.has(hex)) return;
     const download = fetch().then(() => fetcher.downloadedAndVerified(hex));
     download.catch(() => undefined); // the packer takes every outcome
@@ -498,7 +499,7 @@ async function assemble(plan: Plan, cache: BlobCache, signingKey: openpgp.Privat
   entries.push(...installer.map((f) => ({ path: f.path, source: { bytes: f.bytes } })));
   const files: FileComponent[] = [
     ...plan.files.map((f) => ({ path: f.path, url: f.url, sha256: f.sha256, size: f.size, kind: 'manifest' as const })),
-    ...installer.map((f) => ({ path: f.path, url: f.url, sha256: createHash('sha256').update(f.bytes).digest('hex'), size: f.bytes.length, kind: 'installer' as const })),
+    ...installer.map((f) => ({ path: f.path, url: f.url, sha256: sha256Of(f.bytes), size: f.bytes.length, kind: 'installer' as const })),
   ];
   return {
     entries,
@@ -515,7 +516,7 @@ function bundleKey(entries: PackEntry[], manifest: ManifestContent, date: Date, 
   const hash = createHash('sha256').update(`kube-bundle pack v1\n${date.toISOString()}\n${signingKey ? fingerprintOf(signingKey) : 'unsigned'}\n`);
   hash.update(JSON.stringify(manifest));
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
-    const digest = 'bytes' in e.source ? createHash('sha256').update(e.source.bytes).digest('hex') : e.sha256;
+    const digest = 'bytes' in e.source ? sha256Of(e.source.bytes) : e.sha256;
     if (!digest) return randomUUID(); // a file whose digest is not known: never reuse
     hash.update(`${e.path} ${digest}\n`);
   }

@@ -7,6 +7,7 @@
 import YAML from 'yaml';
 import { UserError } from '../../util/errors.js';
 import { imageBlobFile, unsafePathReason } from './paths.js';
+import { SHA256_DIGEST, SHA256_HEX } from '../../util/digest.js';
 
 export const MANIFEST_API_VERSION = 'kube-bundle.dev/v1alpha1';
 export const MANIFEST_KIND = 'Bundle';
@@ -171,7 +172,7 @@ class Checker {
   private image(value: unknown, at: string): ImageComponent {
     const o = this.object(value, at);
     const digest = this.string(o.digest, `${at}.digest`);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) this.fail(`${at}.digest`, `must be sha256:<64 hex digits>, got '${digest}'`);
+    if (!SHA256_DIGEST.test(digest)) this.fail(`${at}.digest`, `must be sha256:<64 hex digits>, got '${digest}'`);
     return {
       ref: this.string(o.ref, `${at}.ref`),
       digest,
@@ -220,7 +221,7 @@ class Checker {
 
   private sha256(value: unknown, at: string): string {
     const s = this.string(value, at);
-    if (!/^[0-9a-f]{64}$/.test(s)) this.fail(at, `must be 64 lowercase hex digits, got '${s}'`);
+    if (!SHA256_HEX.test(s)) this.fail(at, `must be 64 lowercase hex digits, got '${s}'`);
     return s;
   }
 

@@ -25,7 +25,8 @@ import { diskFullError, UserError } from '../../util/errors.js';
 import { fingerprintOf, signDetached } from '../pgp.js';
 import { completeManifest, manifestMismatches, manifestToYaml, type BundleManifest, type ManifestContent } from './manifest.js';
 import { comparePaths, LEADING_FILES, MANIFEST_FILE, memberMode, parentDirs, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
-import { formatSums, sha256File } from './sums.js';
+import { sha256File, sha256Of } from '../../util/digest.js';
+import { formatSums } from './sums.js';
 import { encodeHeader, endOfArchive, paddingFor } from './tar.js';
 
 export interface PackEntry {
@@ -156,7 +157,7 @@ async function digestEntries(entries: readonly PackEntry[]): Promise<Member[]> {
 }
 
 function bytesMember(path: string, bytes: Uint8Array): Member {
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const sha256 = sha256Of(bytes);
   return { path, type: 'file', mode: memberMode(path, 'file'), size: bytes.length, sha256, source: { bytes } };
 }
 

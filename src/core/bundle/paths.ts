@@ -13,6 +13,7 @@
  * Paths are relative, '/'-separated, with no '.', '..' or empty segments: what `tar xf` and `sha256sum -c`
  * handle without surprises on any host.
  */
+import { SHA256_DIGEST } from '../../util/digest.js';
 
 export const SUMS_FILE = 'SHA256SUMS';
 export const SIGNATURE_FILE = 'SHA256SUMS.asc';
@@ -43,7 +44,7 @@ export function packageFile(filename: string): string {
 
 /** A blob of the OCI layout, by digest (`sha256:<hex>`). */
 export function imageBlobFile(digest: string): string {
-  const match = /^sha256:([0-9a-f]{64})$/.exec(digest);
+  const match = SHA256_DIGEST.exec(digest);
   if (!match) throw new Error(`not a sha256 digest: '${digest}'`);
   return `${IMAGES_DIR}/blobs/sha256/${match[1]}`;
 }

@@ -2,8 +2,7 @@
  * SHA256SUMS: the list that the signature covers, in the exact format `sha256sum -c` reads
  * (`<64 hex>  <path>\n`, text mode, one line per file, sorted by path).
  */
-import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { SHA256_HEX } from '../../util/digest.js';
 import { UserError } from '../../util/errors.js';
 import { comparePaths, unsafePathReason } from './paths.js';
 
@@ -12,7 +11,6 @@ export interface FileDigest {
   sha256: string;
 }
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 export function formatSums(files: readonly FileDigest[]): string {
   const sorted = [...files].sort((a, b) => comparePaths(a.path, b.path));
@@ -40,21 +38,3 @@ export function parseSums(text: string, source: string): Map<string, string> {
   return sums;
 }
 
-/** Hash a file by streaming it in large reads; never holds more than one buffer of it. */
-export async function sha256File(file: string): Promise<{ sha256: string; size: number }> {
-  const handle = await open(file, 'r');
-  try {
-    const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(1 << 20);
-    let size = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-      if (bytesRead === 0) break;
-      hash.update(buffer.subarray(0, bytesRead));
-      size += bytesRead;
-    }
-    return { sha256: hash.digest('hex'), size };
-  } finally {
-    await handle.close();
-  }
-}

@@ -17,6 +17,7 @@ import { manifestMismatches, parseManifest, type BundleManifest } from './manife
 import { comparePaths, MANIFEST_FILE, memberMode, parentDirs, SIGNATURE_FILE, SUMS_FILE, unsafePathReason } from './paths.js';
 import { parseSums } from './sums.js';
 import { readTar, type TarDefect, type TarEntry } from './tar.js';
+import { sha256Of } from '../../util/digest.js';
 
 export type ProblemKind = 'changed' | 'missing' | 'extra' | 'bad-entry' | 'bad-signature' | 'unsigned' | 'bad-manifest';
 
@@ -116,7 +117,7 @@ class Verification {
       problems: this.problems,
       manifest,
       sha256: this.stopped ? null : this.whole.digest('hex'),
-      sumsSha256: this.sumsBytes ? createHash('sha256').update(this.sumsBytes).digest('hex') : null,
+      sumsSha256: this.sumsBytes ? sha256Of(this.sumsBytes) : null,
       kept,
     };
   }

@@ -3,13 +3,14 @@
  * manifests. Pure functions: values in, text out; every placeholder must be given a value. YAML (kubeadm's configs,
  * flannel's manifest) is built as objects and serialized, never filled in as text.
  */
-import { createHash, randomBytes, randomInt, X509Certificate } from 'node:crypto';
+import { randomBytes, randomInt, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Document, isScalar, parseAllDocuments, stringify, visit } from 'yaml';
 import { UserError } from '../../util/errors.js';
 import { packageRoot } from '../../util/package-root.js';
 import type { KubeVersion } from '../kube-version.js';
+import { sha256Of } from '../../util/digest.js';
 
 /** Fill `{{name}}` placeholders; a placeholder without a value (or a value without a placeholder) is a bug. */
 export function fillTemplate(text: string, values: Record<string, string>, source: string): string {
@@ -168,7 +169,7 @@ export function caCertHash(pem: string): string {
     throw new UserError(`the cluster CA certificate cannot be read: ${(err as Error).message}`);
   }
   const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
-  return `sha256:${createHash('sha256').update(spki).digest('hex')}`;
+  return `sha256:${sha256Of(spki)}`;
 }
 
 /**

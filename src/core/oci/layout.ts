@@ -24,14 +24,13 @@
  * bundle packer can stream blobs from the cache into its tar without copying them; `writeLayoutDir` writes
  * the same entries as a directory. Output is deterministic: images sorted by reference, blobs by digest.
  */
-import { createHash } from 'node:crypto';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../util/errors.js';
 import type { BlobCache } from '../cache.js';
-import { sha256Hex } from '../fetch.js';
 import { OCI_INDEX, OCI_MANIFEST } from './media-types.js';
 import type { PulledImage } from './registry.js';
+import { digestHex, sha256Of } from '../../util/digest.js';
 
 export type LayoutSource = { file: string } | { bytes: Uint8Array };
 
@@ -53,7 +52,7 @@ export function buildLayout(images: PulledImage[], cache: BlobCache): LayoutEntr
   const references = [...byReference.keys()].sort();
   const blobs = new Map<string, LayoutEntry>();
   for (const blob of images.flatMap((image) => image.blobs)) {
-    const hex = sha256Hex(blob.digest);
+    const hex = digestHex(blob.digest);
     addBlob(blobs, blobEntry(hex, blob.size, { file: cache.blobPath(hex) }));
   }
 
@@ -63,7 +62,7 @@ export function buildLayout(images: PulledImage[], cache: BlobCache): LayoutEntr
     const original = { mediaType, digest, size, annotations: { [CONTAINERD_NAME_ANNOTATION]: reference, [REF_NAME_ANNOTATION]: reference } };
     if (mediaType === OCI_INDEX || mediaType === OCI_MANIFEST) return [original];
     const alias = jsonBytes({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: image.manifests });
-    const aliasHex = createHash('sha256').update(alias).digest('hex');
+    const aliasHex = sha256Of(alias);
     addBlob(blobs, blobEntry(aliasHex, alias.length, { bytes: alias }));
     const annotations = { [ALIAS_OF_ANNOTATION]: digest, [REF_NAME_ANNOTATION]: reference };
     return [{ mediaType: OCI_INDEX, digest: `sha256:${aliasHex}`, size: alias.length, annotations }, original];

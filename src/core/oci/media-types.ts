@@ -3,6 +3,7 @@
  * Docker schema 2 and OCI are handled alike: same shapes, different names. Schema 1 is refused.
  */
 import { UserError } from '../../util/errors.js';
+import { SHA256_DIGEST } from '../../util/digest.js';
 
 export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
@@ -96,7 +97,7 @@ function descriptor(value: unknown, where: string): Descriptor {
   if (typeof d?.mediaType !== 'string' || typeof d.digest !== 'string' || typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) {
     throw new UserError(`${where}: descriptor lacks a mediaType, digest or size`);
   }
-  if (!/^sha256:[a-f0-9]{64}$/.test(d.digest)) throw new UserError(`${where}: unsupported digest '${d.digest}' (only sha256)`);
+  if (!SHA256_DIGEST.test(d.digest)) throw new UserError(`${where}: unsupported digest '${d.digest}' (only sha256)`);
   const result: Descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size };
   if (d.platform) result.platform = d.platform;
   if (Array.isArray(d.urls) && d.urls.length > 0) result.urls = d.urls;

@@ -7,6 +7,7 @@
  * The first path component is a registry when it has a '.' or a ':' or is "localhost".
  */
 import { UserError } from '../../util/errors.js';
+import { SHA256_DIGEST } from '../../util/digest.js';
 
 export interface ImageReference {
   /** Registry host[:port] as upstream names it, e.g. "registry.k8s.io", "docker.io", "localhost:5000". */
@@ -22,7 +23,6 @@ const DOCKER_HUB = 'docker.io';
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-const DIGEST = /^sha256:[a-f0-9]{64}$/;
 const HOST = /^[A-Za-z0-9.-]+(?::\d+)?$|^\[[0-9a-fA-F:]+\](?::\d+)?$/;
 
 export function parseReference(input: string): ImageReference {
@@ -34,7 +34,7 @@ export function parseReference(input: string): ImageReference {
 
   const [nameAndTag = '', digest, ...extra] = text.split('@');
   if (extra.length > 0) fail("more than one '@'");
-  if (digest !== undefined && !DIGEST.test(digest)) fail(`'${digest}' is not a sha256 digest`);
+  if (digest !== undefined && !SHA256_DIGEST.test(digest)) fail(`'${digest}' is not a sha256 digest`);
 
   const { registry, remainder } = splitRegistry(nameAndTag);
   if (!HOST.test(registry)) fail(`'${registry}' is not a registry host`);

@@ -16,7 +16,6 @@
  * repository paths stay upstream's (`registry.k8s.io/pause:3.10` via http://127.0.0.1:5001/v2/pause/…).
  */
 import { readFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import { UserError } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
 import {
@@ -28,7 +27,6 @@ import {
   hintForStatus,
   isTransientStatus,
   readSmallBody,
-  sha256Hex,
 } from '../fetch.js';
 import { RegistryAuth } from './auth.js';
 import {
@@ -43,6 +41,7 @@ import {
   parseManifest,
 } from './media-types.js';
 import { type ImageReference, formatReference, manifestReference, parseReference } from './reference.js';
+import { digestHex, SHA256_DIGEST, sha256Of } from '../../util/digest.js';
 
 export interface RegistryClientOptions {
   fetcher: Fetcher;
@@ -215,7 +214,7 @@ export class RegistryClient {
   }
 
   private async readCachedManifest(repo: Repo, digest: string): Promise<FetchedManifest | undefined> {
-    const hex = sha256Hex(digest);
+    const hex = digestHex(digest);
     if ((await this.fetcher.cache.sizeOf(hex)) === undefined) return undefined;
     const bytes = await readFile(this.fetcher.cache.blobPath(hex));
     this.fetcher.noteSmallCacheHit(bytes.length);
@@ -316,11 +315,11 @@ function checkDistributable(repo: Repo, layer: Descriptor): void {
 
 function headerDigest(res: HttpResponse): string | undefined {
   const value = res.headers['docker-content-digest'];
-  return typeof value === 'string' && /^sha256:[a-f0-9]{64}$/.test(value) ? value : undefined;
+  return typeof value === 'string' && SHA256_DIGEST.test(value) ? value : undefined;
 }
 
 function verifyManifestDigest(repo: Repo, url: string, bytes: Buffer, expected: string | undefined): string {
-  const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const actual = `sha256:${sha256Of(bytes)}`;
   if (expected !== undefined && actual !== expected) {
     const hint = 'the registry or mirror served different content; nothing was cached';
     throw new UserError(`${repo.name}: manifest from ${redactUrl(url)} has digest ${actual}, expected ${expected}`, hint);

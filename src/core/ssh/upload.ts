@@ -6,10 +6,10 @@
  * Layout on the host: `<path>.partial` while in flight, renamed to `<path>` only after the host computed the
  * expected sha256. An interrupted upload leaves the partial, and the next one continues from its size.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Transform, pipeline } from 'node:stream';
+import { SHA256_HEX, sha256File } from '../../util/digest.js';
 import { UserError } from '../../util/errors.js';
 import { shQuote } from './command.js';
 import type { ExecOptions, ExecResult } from './connection.js';
@@ -48,11 +48,6 @@ async function runScript(conn: RemoteShell, what: string, script: string, opts?:
 /** Local reads this large keep the channel's send buffer full without many small writes. */
 const READ_CHUNK = 1 << 20;
 
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: READ_CHUNK })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /**
  * A shell function printing the sha256 of stdin: OpenSSL's (SHA-NI/AVX2 code, several times faster than
@@ -137,8 +132,8 @@ export async function uploadFile(conn: RemoteShell, localFile: string, remotePat
   } catch (err) {
     throw new UserError(`cannot read ${localFile}: ${(err as Error).message}`, undefined, { cause: err });
   }
-  const sha256 = (opts.sha256 ?? (await sha256File(localFile))).toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: '${sha256}'`);
+  const sha256 = (opts.sha256 ?? (await sha256File(localFile)).sha256).toLowerCase();
+  if (!SHA256_HEX.test(sha256)) throw new Error(`not a sha256: '${sha256}'`);
   const mode = opts.mode ?? 0o644;
 
   const probe = (await runScript(conn, `checking ${remotePath}`, probeScript(remotePath, size, sha256, mode))).answer;
