@@ -20,6 +20,13 @@ if [ ! -e "$policy" ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# A dpkg run cut short (a session lost mid-install, a host that rebooted) leaves packages unpacked but not
+# configured, or entries in dpkg's journal (updates/), and apt then refuses to run. Finish that run first: dpkg
+# reports it in --audit, or the journal is not empty. A journal dpkg cannot read still fails here, naming it.
+if [ -n "$(dpkg --audit 2>&1)" ] || [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then
+  echo "finishing an interrupted dpkg run: dpkg --configure -a"
+  dpkg --force-confold --configure -a
+fi
 apt-get "${apt_opts[@]}" -q update
 apt-get "${apt_opts[@]}" -q -y --no-install-recommends install "$@"
 held=()

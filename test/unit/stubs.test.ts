@@ -559,6 +559,82 @@ describe('kubeadm stub: init', () => {
   });
 });
 
+/** /proc/net/tcp with one socket listening on PORT, plus connections that must not count (not LISTEN). */
+function procNetTcp(port: number): string {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    `   0: 00000000:${hex} 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0000000000000000 100 0 0 10 0`,
+    '   1: 0100007F:0016 0100007F:2710 01 00000000:00000000 00:00000000 00000000     0        0 1002 1 0000000000000000 20 4 30 10 -1',
+    '   2: 0100007F:2710 0100007F:0016 01 00000000:00000000 00:00000000 00000000     0        0 1003 1 0000000000000000 20 4 30 10 -1',
+    '',
+  ].join('\n');
+}
+
+describe('kubeadm stub: preflight refuses what an earlier init left, like kubeadm', () => {
+  let host: Host;
+  let config = '';
+  before(async () => {
+    host = await Host.create('again', '127.0.0.32');
+    config = await host.writeConfig('init.yaml', initConfig({ advertise: host.ip }));
+  });
+  after(() => host.close());
+
+  it('refuses port 6443 in use and a non-empty /var/lib/etcd, and --ignore-preflight-errors makes them warnings', async () => {
+    await mkdir(host.file('proc/net'), { recursive: true });
+    await writeFile(host.file('proc/net/tcp6'), procNetTcp(API_PORT));
+    await mkdir(host.file('var/lib/etcd/member'), { recursive: true });
+    const refused = await host.run('kubeadm', ['init', '--config', config]);
+    assert.equal(refused.code, 1, refused.stdout);
+    assert.match(refused.stderr, /\t\[ERROR Port-6443\]: Port 6443 is in use\n/);
+    assert.match(refused.stderr, /\t\[ERROR DirAvailable--var-lib-etcd\]: \/var\/lib\/etcd is not empty\n/);
+    assert.doesNotMatch(refused.stderr, /Port-10250|Port-2379/, 'only LISTEN sockets on the port count');
+    assert.match(refused.stderr, /you can make a check non-fatal with `--ignore-preflight-errors=...`/);
+    assert.equal(existsSync(host.file('etc/kubernetes/admin.conf')), false);
+
+    const ignored = await host.ok('kubeadm', ['init', '--config', config, '--ignore-preflight-errors=port-6443,DirAvailable--var-lib-etcd']);
+    assert.match(ignored.stderr, /\t\[WARNING Port-6443\]: Port 6443 is in use\n/);
+    assert.match(ignored.stderr, /\t\[WARNING DirAvailable--var-lib-etcd\]: \/var\/lib\/etcd is not empty\n/);
+    await rm(host.file('proc/net/tcp6'));
+  });
+
+  it('a second init fails on every manifest and the etcd data; reset -f clears all of it and init works again', async () => {
+    const again = await host.run('kubeadm', ['init', '--config', config]);
+    assert.equal(again.code, 1);
+    for (const component of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd']) {
+      assert.match(again.stderr, new RegExp(`\\[ERROR FileAvailable--etc-kubernetes-manifests-${component}\\.yaml\\]: /etc/kubernetes/manifests/${component}\\.yaml already exists`));
+    }
+    assert.match(again.stderr, /\[ERROR DirAvailable--var-lib-etcd\]: \/var\/lib\/etcd is not empty/);
+    const all = await host.run('kubeadm', ['init', '--config', config, '--ignore-preflight-errors=all']);
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, /\[kubeconfig\] Using existing kubeconfig file: "\/etc\/kubernetes\/admin\.conf"/);
+
+    await host.ok('kubeadm', ['reset', '-f']);
+    assert.deepEqual(await readdir(host.file('var/lib/etcd')), []);
+    for (const gone of ['etc/kubernetes/admin.conf', 'etc/kubernetes/kubelet.conf', 'etc/kubernetes/pki/ca.crt']) assert.equal(existsSync(host.file(gone)), false, gone);
+    await host.ok('kubeadm', ['init', '--config', config]);
+    await host.ok('kubeadm', ['reset', '-f']);
+  });
+
+  it('keeps an admin.conf of the same CA (warning about another server), and fails on one of another CA, in the kubeconfig phase', async () => {
+    const ca = Buffer.from(await readFile(host.file('usr/lib/kube-stub/pki/ca.crt'))).toString('base64');
+    const kubeconfig = (caData: string, server: string) =>
+      `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${caData}\n    server: ${server}\n  name: kubernetes\nkind: Config\n`;
+    await mkdir(host.file('etc/kubernetes'), { recursive: true });
+    await writeFile(host.file('etc/kubernetes/admin.conf'), kubeconfig(ca, 'https://10.9.9.9:6443'));
+    const kept = await host.ok('kubeadm', ['init', '--config', config]);
+    assert.match(kept.stderr, /a kubeconfig file "\/etc\/kubernetes\/admin\.conf" exists already but has an unexpected API Server URL: expected: https:\/\/127\.0\.0\.32:6443, got: https:\/\/10\.9\.9\.9:6443/);
+    await host.ok('kubeadm', ['reset', '-f']);
+
+    await mkdir(host.file('etc/kubernetes'), { recursive: true });
+    await writeFile(host.file('etc/kubernetes/admin.conf'), kubeconfig(Buffer.from('another CA').toString('base64'), `https://${host.ip}:6443`));
+    const refused = await host.run('kubeadm', ['init', '--config', config]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^error execution phase kubeconfig\/admin: a kubeconfig file "\/etc\/kubernetes\/admin\.conf" exists already but has got the wrong CA cert$/m);
+    await host.ok('kubeadm', ['reset', '-f']);
+  });
+});
+
 describe('stub cluster: API handler, join, kubectl', () => {
   let cp1: Host;
   let worker: Host;
@@ -742,6 +818,24 @@ describe('stub cluster: API handler, join, kubectl', () => {
     } finally {
       await w3.close();
     }
+  });
+
+  it('a node that joined is refused a second join before it asks the cluster (kubelet.conf, and the CA on a worker)', async () => {
+    const workerConfig = await worker.writeConfig('join.yaml', joinConfig({ endpoint, hash, name: 'w1', ip: worker.ip }));
+    const again = await worker.run('kubeadm', ['join', '--config', workerConfig]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /\t\[ERROR FileAvailable--etc-kubernetes-kubelet\.conf\]: \/etc\/kubernetes\/kubelet\.conf already exists\n/);
+    assert.match(again.stderr, /\t\[ERROR FileAvailable--etc-kubernetes-pki-ca\.crt\]: \/etc\/kubernetes\/pki\/ca\.crt already exists\n/);
+    const warned = await worker.run('kubeadm', ['join', '--config', workerConfig, '--ignore-preflight-errors', 'FileAvailable--etc-kubernetes-kubelet.conf']);
+    assert.equal(warned.code, 1);
+    assert.match(warned.stderr, /\[WARNING FileAvailable--etc-kubernetes-kubelet\.conf\]/);
+    assert.doesNotMatch(warned.stderr, /\[ERROR FileAvailable--etc-kubernetes-kubelet\.conf\]/);
+
+    const cpConfig = await cp2.writeConfig('join.yaml', joinConfig({ endpoint, hash, name: 'cp2', ip: cp2.ip, certificateKey: CERT_KEY }));
+    const cpAgain = await cp2.run('kubeadm', ['join', '--config', cpConfig]);
+    assert.equal(cpAgain.code, 1);
+    assert.match(cpAgain.stderr, /\[ERROR FileAvailable--etc-kubernetes-kubelet\.conf\]/);
+    assert.doesNotMatch(cpAgain.stderr, /pki-ca\.crt/, 'a control plane may bring the shared CA');
   });
 
   it('kubectl fails like kubectl when the server is unreachable', async () => {

@@ -19,6 +19,7 @@ import { formatClusterEnv, parseCertificateKey, parseClusterEnv, parseCreatedTok
 import type { ClusterSecrets, InstallContext, Node } from './install.js';
 import { clusterSettings } from './settings.js';
 import { haApiPhase, haPhase, isHaHolder } from './ha.js';
+import { hostLocked, initDecision, joinDecision, kubeadmResetCommand, kubeadmStateProbe, lockedTimeoutMs, parseKubeadmState, type Decision } from './resume.js';
 import type { Phase } from './phases.js';
 import {
   CERTS_D, CONTAINERD_SOCKET, caCertHash, containerdConfig, hostsToml, kubeadmInitConfig, kubeadmJoinConfig, newBootstrapToken, newCertificateKey,
@@ -74,6 +75,13 @@ const command = (cmd: string, opts: { timeoutMs?: number } = {}): Step => ({
   describe: cmd,
   run: (host) => host.conn.run(cmd, opts),
 });
+
+/**
+ * A long effectful host command, run under the host-wide lock with its output held on the host (resume.ts): a
+ * re-run waits for the same step left running by a killed CLI, which runs to its end. The time limit covers the wait.
+ */
+const locked = (cmd: string, opts: { timeoutMs?: number } = {}): Step =>
+  command(hostLocked(cmd), opts.timeoutMs === undefined ? {} : { timeoutMs: lockedTimeoutMs(opts.timeoutMs) });
 
 /** Write a file on the host; content may be computed when the step runs (a dry run never computes it). */
 const file = (path: string, content: string | (() => Promise<string>), mode = 0o644, what = ''): Step => ({
@@ -151,7 +159,7 @@ export function installPhases(): InstallPhase[] {
         const packages = ctx.os.packages(host.spec.role, ctx.options.runtime, { registryHere: host === ctx.registryNode, ha: isHaHolder(ctx, host) });
         return [
           command(ctx.os.preparePorts()),
-          command(`${installer(ctx, 'install-packages.sh')} ${bundleDir(ctx)} ${keyring(ctx)} ${packages.join(' ')}`, { timeoutMs: 30 * 60_000 }),
+          locked(`${installer(ctx, 'install-packages.sh')} ${bundleDir(ctx)} ${keyring(ctx)} ${packages.join(' ')}`, { timeoutMs: 30 * 60_000 }),
         ];
       },
     }),
@@ -169,7 +177,7 @@ export function installPhases(): InstallPhase[] {
           configFile: `${ETC}/registry/config.yml`,
           storageDir: REGISTRY_STORAGE,
         })),
-        command(`${installer(ctx, 'setup-registry.sh')} ${bundleDir(ctx)} ${shQuote(host.spec.address)} ${shQuote(host.name)}`, { timeoutMs: 10 * 60_000 }),
+        locked(`${installer(ctx, 'setup-registry.sh')} ${bundleDir(ctx)} ${shQuote(host.spec.address)} ${shQuote(host.name)}`, { timeoutMs: 10 * 60_000 }),
       ],
     }),
     journaled('runtime', {
@@ -188,12 +196,21 @@ export function installPhases(): InstallPhase[] {
         // made here, not by kubeadm, so that they are known (and redacted) before anything can print them
         const cluster = (ctx.cluster ??= { token: newBootstrapToken(), certificateKey: newCertificateKey() });
         ctx.secrets.add(cluster.token, cluster.certificateKey);
+        const gate = kubeadmGate('init', ctx, async (h) => {
+          const decision = initDecision(await probeKubeadm(h));
+          // the cluster runs with the token and key the killed run wrote to cluster.env: the joins read them there
+          if (decision.kind === 'done') ctx.cluster = undefined;
+          return decision;
+        });
         return [
-          // over stdin into 0600 files: kubeadm reads the secrets from its config, never from its arguments
-          file(KUBEADM_INIT_CONFIG, initConfig(host, ctx, cluster), 0o600),
-          file(CLUSTER_ENV, formatClusterEnv({ ...cluster, certsUploaded: Date.now() }), 0o600),
-          file(CLUSTER_SETTINGS, JSON.stringify(clusterSettings(ctx), null, 2) + '\n'),
-          command(`kubeadm init --config ${KUBEADM_INIT_CONFIG} --upload-certs`, { timeoutMs: 15 * 60_000 }),
+          gate.check,
+          ...gate.unlessDone([
+            // over stdin into 0600 files: kubeadm reads the secrets from its config, never from its arguments
+            file(KUBEADM_INIT_CONFIG, initConfig(host, ctx, cluster), 0o600),
+            file(CLUSTER_ENV, formatClusterEnv({ ...cluster, certsUploaded: Date.now() }), 0o600),
+            file(CLUSTER_SETTINGS, JSON.stringify(clusterSettings(ctx), null, 2) + '\n'),
+            locked(`kubeadm init --config ${KUBEADM_INIT_CONFIG} --upload-certs`, { timeoutMs: 15 * 60_000 }),
+          ]),
           command('mkdir -p /root/.kube && install -m 600 /etc/kubernetes/admin.conf /root/.kube/config'),
         ];
       },
@@ -204,7 +221,7 @@ export function installPhases(): InstallPhase[] {
       hosts: (_all, ctx) => [ctx.firstControlPlane],
       steps: (_host, ctx) => [
         file(`${ETC}/kube-flannel.yml`, renderFlannel(ctx.flannelManifest, ctx.options.podCidr, runtimeNaming(ctx.options.runtime, ctx.registry).imageFor)),
-        command(`kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f ${ETC}/kube-flannel.yml`, { timeoutMs: 10 * 60_000 }),
+        locked(`kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f ${ETC}/kube-flannel.yml`, { timeoutMs: 10 * 60_000 }),
       ],
     }),
     joinPhase('join-control-plane', 'Join the other control planes', (n, ctx) => isControlPlane(n) && n !== ctx.firstControlPlane, true),
@@ -256,13 +273,55 @@ function joinPhase(id: string, title: string, which: (n: Node, ctx: InstallConte
         criSocket: runtimeNaming(ctx.options.runtime, ctx.registry).criSocket,
         ...(controlPlane ? { controlPlane: { advertiseAddress: host.spec.address, certificateKey: cluster.certificateKey } } : {}),
       });
+      const gate = kubeadmGate('join', ctx, async (h) => joinDecision(await probeKubeadm(h), await nodeRegistered(ctx, h.name), controlPlane));
       return [
-        file(KUBEADM_JOIN_CONFIG, config, 0o600),
-        command(`kubeadm join --config ${KUBEADM_JOIN_CONFIG}`, { timeoutMs: 15 * 60_000 }),
+        gate.check,
+        ...gate.unlessDone([
+          file(KUBEADM_JOIN_CONFIG, config, 0o600),
+          locked(`kubeadm join --config ${KUBEADM_JOIN_CONFIG}`, { timeoutMs: 15 * 60_000 }),
+        ]),
         ...(controlPlane ? [command('mkdir -p /root/.kube && install -m 600 /etc/kubernetes/admin.conf /root/.kube/config')] : []),
       ];
     },
   });
+}
+
+/** What kubeadm left on the host; waits (under the host lock) for an init or join still running from a killed CLI. */
+async function probeKubeadm(host: Node) {
+  return parseKubeadmState((await host.conn.run(hostLocked(kubeadmStateProbe()), { timeoutMs: lockedTimeoutMs(60_000) })).stdout);
+}
+
+/** Whether the cluster has node NAME, asked on the first control plane. */
+async function nodeRegistered(ctx: InstallContext, name: string): Promise<boolean> {
+  const cp = ctx.firstControlPlane;
+  return (await cp.conn.exec(`kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=10s get node ${shQuote(name)} -o name`)).code === 0;
+}
+
+/**
+ * The check before kubeadm init or join, and the steps it guards. `decide` looks at the host: when the command
+ * had completed in a run that died before its journal line, the guarded steps are skipped and the journal line
+ * is written (journal repaired); when it stopped half-way, `kubeadm reset -f` runs before them; a cluster this
+ * install did not make is refused. Every case is said in the output.
+ */
+function kubeadmGate(what: 'init' | 'join', ctx: InstallContext, decide: (host: Node) => Promise<Decision>): { check: Step; unlessDone(steps: Step[]): Step[] } {
+  const criSocket = runtimeNaming(ctx.options.runtime, ctx.registry).criSocket;
+  const reset = locked(kubeadmResetCommand(criSocket), { timeoutMs: 5 * 60_000 });
+  let done = false;
+  const check: Step = {
+    describe: `${hostLocked(kubeadmStateProbe())}   (what an earlier kubeadm ${what} left: completed → journal repaired, not run again; half-done → ${reset.describe}, then ${what} again)`,
+    run: async (host) => {
+      const decision = await decide(host);
+      if (decision.kind === 'foreign') throw new Error(`${host.label} ${decision.why}: run \`bundle reset\` on it or remove it from the hosts file`);
+      if (decision.kind === 'done') {
+        done = true;
+        ctx.options.log(`    ${host.label}: ${decision.why}: journal repaired, not run again`);
+      } else if (decision.kind === 'redo') {
+        ctx.options.log(`    ${host.label}: ${decision.why}: kubeadm reset -f, then kubeadm ${what} again`);
+        await reset.run(host);
+      }
+    },
+  };
+  return { check, unlessDone: (steps) => steps.map((s) => ({ describe: s.describe, run: (host) => (done ? Promise.resolve() : s.run(host)) })) };
 }
 
 /** The init configuration of the first control plane; also what `init phase upload-certs` reads a new key from. */
@@ -346,7 +405,7 @@ function dockerSteps(host: Node, ctx: InstallContext): Step[] {
   const files = dockerFiles(host, { registry: ctx.registry, registryCa: () => registryCa(ctx), caFrom: ctx.registryNode.label, pauseImage: registryImage(sandboxImage(ctx), ctx.registry) });
   return [
     ...files.map((f) => file(f.path, f.content, f.mode, f.what)),
-    command(`${installer(ctx, SETUP_DOCKER_SCRIPT)} ${DOCKER_DAEMON_JSON_NEW}`, { timeoutMs: 5 * 60_000 }),
+    locked(`${installer(ctx, SETUP_DOCKER_SCRIPT)} ${DOCKER_DAEMON_JSON_NEW}`, { timeoutMs: 5 * 60_000 }),
   ];
 }
 

@@ -180,6 +180,7 @@ load_image_settings() {
   CFG_ETCD_TAG=$(flat_get "$doc" etcd.local.imageTag)
   CFG_ETCD_EXTERNAL=""
   if flat_has "$doc" etcd.external; then CFG_ETCD_EXTERNAL=1; fi
+  CFG_ETCD_DATA_DIR=$(flat_get "$doc" etcd.local.dataDir)
 }
 
 load_cgroup_driver() {

@@ -74,7 +74,7 @@ phase_skipped() {
 }
 
 run_init() {
-  local upload_certs=$1 pause advertise leader api_endpoint cluster_dns file
+  local upload_certs=$1 pause advertise leader api_endpoint cluster_dns
   local -a images
   echo "[init] Using Kubernetes version: $CFG_VERSION"
   resolve_cri_socket "$CFG_CRI_SOCKET"
@@ -85,10 +85,8 @@ run_init() {
     PREFLIGHT_ERRORS=()
   else
     echo "[preflight] Running pre-flight checks"
+    control_plane_node_checks
     system_preflight
-    for file in kube-apiserver kube-controller-manager kube-scheduler etcd; do
-      preflight_file_available "$KUBE_DIR/manifests/$file.yaml"
-    done
     cri_preflight "$pause" "$CFG_CGROUP_DRIVER"
     preflight_finish
     echo "[preflight] Pulling images required for setting up a Kubernetes cluster"
@@ -108,10 +106,8 @@ run_init() {
   echo "[certs] Generating \"ca\" certificate and key"
   install_ca "$STUB_PKI/ca.crt"
   echo "[kubeconfig] Using kubeconfig folder \"$KUBE_DIR\""
-  echo "[kubeconfig] Writing \"admin.conf\" kubeconfig file"
-  write_kubeconfig "$KUBE_DIR/admin.conf" "https://$api_endpoint" kubernetes-admin
-  echo "[kubeconfig] Writing \"kubelet.conf\" kubeconfig file"
-  write_kubeconfig "$KUBE_DIR/kubelet.conf" "https://$api_endpoint" "system:node:$CFG_NODE_NAME"
+  init_kubeconfig admin "$KUBE_DIR/admin.conf" "https://$api_endpoint" kubernetes-admin
+  init_kubeconfig kubelet "$KUBE_DIR/kubelet.conf" "https://$api_endpoint" "system:node:$CFG_NODE_NAME"
   write_static_pods "${images[@]}"
   write_kubelet_files "$CFG_CGROUP_DRIVER" "$cluster_dns" "$pause"
   start_kubelet
@@ -133,6 +129,26 @@ run_init() {
   echo "[addons] Applied essential addon: CoreDNS"
   echo "[addons] Applied essential addon: kube-proxy"
   print_init_success "$api_endpoint" "${CFG_TOKENS[0]}" "$upload_certs"
+}
+
+# init_kubeconfig PHASE FILE SERVER_URL USER: kubeadm's kubeconfig phase. Preflight does not look at these files;
+# this phase keeps one that is already there when it has the cluster's CA (warning when its server differs), and
+# fails when it has another CA.
+init_kubeconfig() {
+  local phase=$1 file=$2 server=$3 user=$4 ca current_server
+  if [[ ! -e $ROOT$file ]]; then
+    echo "[kubeconfig] Writing \"${file##*/}\" kubeconfig file"
+    write_kubeconfig "$file" "$server" "$user"
+    return
+  fi
+  ca=$(sed -n 's/^ *certificate-authority-data: *//p' "$ROOT$file" | head -n 1)
+  [[ $ca == "$(base64 -w0 "$STUB_PKI/ca.crt")" ]] ||
+    kubeadm_fail "error execution phase kubeconfig/$phase: a kubeconfig file \"$file\" exists already but has got the wrong CA cert"
+  current_server=$(sed -n 's/^ *server: *//p' "$ROOT$file" | head -n 1)
+  if [[ $current_server != "$server" ]]; then
+    echo "W0000 kubeconfig.go:230] a kubeconfig file \"$file\" exists already but has an unexpected API Server URL: expected: $server, got: $current_server" >&2
+  fi
+  echo "[kubeconfig] Using existing kubeconfig file: \"$file\""
 }
 
 # The kubelet's version as it reports it ("Kubernetes v1.32.3"), "-" when there is no kubelet.

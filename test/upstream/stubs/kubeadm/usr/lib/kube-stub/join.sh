@@ -65,7 +65,9 @@ run_join() {
   echo "[preflight] Running pre-flight checks"
   system_preflight
   preflight_file_available "$KUBE_DIR/kubelet.conf"
+  preflight_file_available "$KUBE_DIR/bootstrap-kubelet.conf"
   ((JOIN_CONTROL_PLANE)) || preflight_file_available "$KUBE_DIR/pki/ca.crt"
+  preflight_finish   # like kubeadm, before discovery: a node that joined already is refused without asking the cluster
   JOIN_CA_FILE=$(mktemp)
   trap 'rm -f "$JOIN_CA_FILE"' EXIT
   discover_cluster "$JOIN_CA_FILE"
@@ -148,6 +150,8 @@ Please ensure that:
 "
   fi
   echo "[preflight] Running pre-flight checks before initializing the new control plane instance"
+  control_plane_node_checks
+  preflight_finish
   echo "[preflight] Pulling images required for setting up a Kubernetes cluster"
   pull_images "$CFG_PULL_POLICY" "${CONTROL_PLANE_IMAGES[@]}" || true
   preflight_finish

@@ -19,6 +19,7 @@ readonly LOG_FILE=$ROOT/var/log/kube-stub.log
 readonly CONFIG_COPY_DIR=/var/log/kube-stub
 readonly KUBE_DIR=/etc/kubernetes
 readonly API_PORT=6443
+readonly ETCD_DATA_DIR=/var/lib/etcd   # etcd.local.dataDir's default
 
 # Formats kubeadm validates (node names are RFC 1123 subdomains).
 readonly DNS1123_SUBDOMAIN='^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'

@@ -24,6 +24,11 @@ write_static_pods() {
       *) continue ;;
     esac
     echo "[control-plane] Creating static Pod manifest for \"$component\""
+    # the real etcd fills its data dir once its static Pod runs; kubeadm's preflight then finds it not empty
+    if [[ $component == etcd ]]; then
+      mkdir -p "$ROOT${CFG_ETCD_DATA_DIR:-$ETCD_DATA_DIR}/member/snap"
+      : >"$ROOT${CFG_ETCD_DATA_DIR:-$ETCD_DATA_DIR}/member/snap/db"
+    fi
     cat >"$ROOT$KUBE_DIR/manifests/$component.yaml" <<EOF
 apiVersion: v1
 kind: Pod

@@ -2,7 +2,7 @@
 # kubeadm reset: stop what init/join started and delete what they wrote. Like the real one it leaves
 # /etc/cni/net.d, iptables and kubeconfig copies alone (and says so).
 
-readonly RESET_DIRECTORIES=("$KUBE_DIR/manifests" "$KUBELET_DIR" "$KUBE_DIR/pki")
+readonly RESET_DIRECTORIES=("$KUBE_DIR/manifests" "$KUBELET_DIR" "$KUBE_DIR/pki" "$ETCD_DATA_DIR")
 readonly RESET_FILES=("$KUBE_DIR/admin.conf" "$KUBE_DIR/super-admin.conf" "$KUBE_DIR/kubelet.conf"
   "$KUBE_DIR/bootstrap-kubelet.conf" "$KUBE_DIR/controller-manager.conf" "$KUBE_DIR/scheduler.conf")
 

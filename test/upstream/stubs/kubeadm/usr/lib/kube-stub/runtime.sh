@@ -41,11 +41,51 @@ system_preflight() {
   fi
   systemctl is-enabled --quiet kubelet.service 2>/dev/null ||
     preflight_warning Service-Kubelet "kubelet service is not enabled, please run 'systemctl enable kubelet.service'"
+  preflight_port_open 10250   # the kubelet's
 }
 
-# preflight_file_available PATH: kubeadm refuses to overwrite what an earlier init/join left.
+# preflight_file_available PATH: kubeadm's FileAvailableCheck, which refuses to overwrite what an earlier
+# init/join left.
 preflight_file_available() {
   [[ ! -e $ROOT$1 ]] || preflight_error "FileAvailable-${1//\//-}" "$1 already exists"
+}
+
+# preflight_dir_available PATH: kubeadm's DirAvailableCheck (etcd's data dir): missing or empty.
+preflight_dir_available() {
+  if [[ -e $ROOT$1 && -n $(ls -A "$ROOT$1" 2>/dev/null) ]]; then
+    preflight_error "DirAvailable-${1//\//-}" "$1 is not empty"
+  fi
+}
+
+# preflight_port_open PORT: kubeadm's PortOpenCheck. kubeadm tries to listen on :PORT; the stub looks for a
+# listening TCP socket (state 0A) on PORT in /proc/net/tcp and tcp6 instead, which is what makes that listen fail
+# (no ss or netstat needed).
+preflight_port_open() {
+  local hex tables=() table
+  hex=$(printf '%04X' "$1")
+  for table in "$ROOT/proc/net/tcp" "$ROOT/proc/net/tcp6"; do [[ -r $table ]] && tables+=("$table"); done
+  ((${#tables[@]})) || return 0
+  if awk -v port=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == port { found = 1 } END { exit !found }' "${tables[@]}"; then
+    preflight_error "Port-$1" "Port $1 is in use"
+  fi
+}
+
+# The checks kubeadm runs before a node becomes a control plane (InitNodeChecks: `kubeadm init`, and a
+# control-plane join): the API server's, scheduler's and controller manager's ports, no static Pod manifests
+# left, and for a local etcd its ports and an empty data directory.
+control_plane_node_checks() {
+  local component
+  preflight_port_open "$API_PORT"
+  preflight_port_open 10259
+  preflight_port_open 10257
+  for component in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+    preflight_file_available "$KUBE_DIR/manifests/$component.yaml"
+  done
+  if [[ -z ${CFG_ETCD_EXTERNAL:-} ]]; then
+    preflight_port_open 2379
+    preflight_port_open 2380
+    preflight_dir_available "${CFG_ETCD_DATA_DIR:-$ETCD_DATA_DIR}"
+  fi
 }
 
 # Sets CRI_SOCKET and CRI_RUNTIME (containerd or docker) from nodeRegistration.criSocket, or finds the one
