@@ -46,7 +46,7 @@ test('kubeadm configs: v1beta4 for 1.32, v1beta3 for 1.30, with the values kubea
   assert.match(token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
   assert.match(key, /^[0-9a-f]{64}$/);
   const init = kubeadmInitConfig({
-    version: v1323, token, certificateKey: key, advertiseAddress: '10.0.0.11', nodeName: 'cp1', criSocket: 'unix:///run/containerd/containerd.sock',
+    version: v1323, token, certificateKey: key, advertiseAddress: '10.0.0.11', nodeName: 'cp1', nodeIp: '10.0.0.11', criSocket: 'unix:///run/containerd/containerd.sock',
     controlPlaneEndpoint: '10.0.0.11:6443', imageRepository: 'registry.k8s.io', podSubnet: '10.244.0.0/16', serviceSubnet: '10.96.0.0/12', certSANs: ['10.0.0.11', 'cp1'],
   });
   const docs = parseAllDocuments(init).map((d) => d.toJS());
@@ -56,8 +56,10 @@ test('kubeadm configs: v1beta4 for 1.32, v1beta3 for 1.30, with the values kubea
   assert.equal(docs[1].kubernetesVersion, 'v1.32.3');
   assert.deepEqual(docs[1].apiServer.certSANs, ['10.0.0.11', 'cp1']);
   assert.equal(docs[2].cgroupDriver, 'systemd');
-  const join = parse(kubeadmJoinConfig({ version: parseKubeVersion('v1.30.5'), apiServerEndpoint: '10.0.0.11:6443', token, caCertHash: 'sha256:ab', nodeName: 'w1', criSocket: 'unix:///x', controlPlane: { advertiseAddress: '10.0.0.12', certificateKey: key } }));
+  const join = parse(kubeadmJoinConfig({ version: parseKubeVersion('v1.30.5'), apiServerEndpoint: '10.0.0.11:6443', token, caCertHash: 'sha256:ab', nodeName: 'w1', nodeIp: '10.0.0.12', criSocket: 'unix:///x', controlPlane: { advertiseAddress: '10.0.0.12', certificateKey: key } }));
   assert.equal(join.apiVersion, 'kubeadm.k8s.io/v1beta3');
+  assert.deepEqual(join.nodeRegistration.kubeletExtraArgs, { 'node-ip': '10.0.0.12' }, 'v1beta3: a map');
+  assert.deepEqual(docs[0].nodeRegistration.kubeletExtraArgs, [{ name: 'node-ip', value: '10.0.0.11' }], 'v1beta4: a list of name/value');
   assert.deepEqual(join.discovery.bootstrapToken.caCertHashes, ['sha256:ab']);
   assert.equal(join.controlPlane.certificateKey, key);
 });
@@ -70,13 +72,15 @@ function stubFlatten(yaml: string): string[] {
 }
 
 const initValues = (over: Partial<Parameters<typeof kubeadmInitConfig>[0]> = {}): Parameters<typeof kubeadmInitConfig>[0] => ({
-  version: v1323, token: 'abcdef.0123456789abcdef', certificateKey: 'ab'.repeat(32), advertiseAddress: '10.0.0.11', nodeName: 'cp1', criSocket: 'unix:///run/containerd/containerd.sock',
+  version: v1323, token: 'abcdef.0123456789abcdef', certificateKey: 'ab'.repeat(32), advertiseAddress: '10.0.0.11', nodeName: 'cp1', nodeIp: '10.0.0.11', criSocket: 'unix:///run/containerd/containerd.sock',
   controlPlaneEndpoint: '10.0.0.10:8443', imageRepository: 'registry.k8s.io', podSubnet: '10.244.0.0/16', serviceSubnet: '10.96.0.0/12', certSANs: ['10.0.0.11', 'cp1', '10.0.0.10'],
   ...over,
 });
 
 test('kubeadm configs are serialized: every field the stub kubeadm reads, in the form it reads, for v1beta3 and v1beta4', () => {
   for (const [tag, api] of [['v1.32.3', 'v1beta4'], ['v1.30.5', 'v1beta3']] as const) {
+    // the kubelet's --node-ip: kubeletExtraArgs is a list of name/value in v1beta4, a map before
+    const nodeIpLines = (ip: string) => (api === 'v1beta4' ? ['0\tnodeRegistration.kubeletExtraArgs.0.name\tnode-ip', `0\tnodeRegistration.kubeletExtraArgs.0.value\t${ip}`] : [`0\tnodeRegistration.kubeletExtraArgs.node-ip\t${ip}`]);
     const init = kubeadmInitConfig(initValues({ version: parseKubeVersion(tag) }));
     assert.match(init, /^# kubeadm init configuration, written by kube-bundle \(mode 0600/);
     assert.match(init, /^ {2}certSANs: \["10\.0\.0\.11", "cp1", "10\.0\.0\.10"\]$/m, 'lists of strings stay one-line flow sequences');
@@ -86,19 +90,21 @@ test('kubeadm configs are serialized: every field the stub kubeadm reads, in the
       '0\tbootstrapTokens.0.usages.0\tsigning', '0\tbootstrapTokens.0.usages.1\tauthentication', '0\tbootstrapTokens.0.groups.0\tsystem:bootstrappers:kubeadm:default-node-token',
       `0\tcertificateKey\t${'ab'.repeat(32)}`, '0\tlocalAPIEndpoint.advertiseAddress\t10.0.0.11', '0\tlocalAPIEndpoint.bindPort\t6443',
       '0\tnodeRegistration.name\tcp1', '0\tnodeRegistration.criSocket\tunix:///run/containerd/containerd.sock', '0\tnodeRegistration.imagePullPolicy\tIfNotPresent',
+      ...nodeIpLines('10.0.0.11'),
       `1\tapiVersion\tkubeadm.k8s.io/${api}`, '1\tkind\tClusterConfiguration', `1\tkubernetesVersion\t${tag}`, '1\tcontrolPlaneEndpoint\t10.0.0.10:8443',
       '1\timageRepository\tregistry.k8s.io', '1\tnetworking.podSubnet\t10.244.0.0/16', '1\tnetworking.serviceSubnet\t10.96.0.0/12', '1\tnetworking.dnsDomain\tcluster.local',
       '1\tapiServer.certSANs.0\t10.0.0.11', '1\tapiServer.certSANs.1\tcp1', '1\tapiServer.certSANs.2\t10.0.0.10',
       '2\tapiVersion\tkubelet.config.k8s.io/v1beta1', '2\tkind\tKubeletConfiguration', '2\tcgroupDriver\tsystemd',
     ]);
-    const join = kubeadmJoinConfig({ version: parseKubeVersion(tag), apiServerEndpoint: '10.0.0.10:8443', token: 'abcdef.0123456789abcdef', caCertHash: 'sha256:ab', nodeName: 'cp2', criSocket: 'unix:///x', controlPlane: { advertiseAddress: '10.0.0.12', certificateKey: 'cd'.repeat(32) } });
+    const join = kubeadmJoinConfig({ version: parseKubeVersion(tag), apiServerEndpoint: '10.0.0.10:8443', token: 'abcdef.0123456789abcdef', caCertHash: 'sha256:ab', nodeName: 'cp2', nodeIp: '10.0.0.12', criSocket: 'unix:///x', controlPlane: { advertiseAddress: '10.0.0.12', certificateKey: 'cd'.repeat(32) } });
     assert.deepEqual(stubFlatten(join), [
       `0\tapiVersion\tkubeadm.k8s.io/${api}`, '0\tkind\tJoinConfiguration',
       '0\tdiscovery.bootstrapToken.apiServerEndpoint\t10.0.0.10:8443', '0\tdiscovery.bootstrapToken.token\tabcdef.0123456789abcdef', '0\tdiscovery.bootstrapToken.caCertHashes.0\tsha256:ab',
       '0\tnodeRegistration.name\tcp2', '0\tnodeRegistration.criSocket\tunix:///x', '0\tnodeRegistration.imagePullPolicy\tIfNotPresent',
+      ...nodeIpLines('10.0.0.12'),
       '0\tcontrolPlane.localAPIEndpoint.advertiseAddress\t10.0.0.12', '0\tcontrolPlane.localAPIEndpoint.bindPort\t6443', `0\tcontrolPlane.certificateKey\t${'cd'.repeat(32)}`,
     ]);
-    const worker = parse(kubeadmJoinConfig({ version: parseKubeVersion(tag), apiServerEndpoint: 'api.lan:6443', token: 't', caCertHash: 'sha256:ab', nodeName: 'w1', criSocket: 'unix:///x' }));
+    const worker = parse(kubeadmJoinConfig({ version: parseKubeVersion(tag), apiServerEndpoint: 'api.lan:6443', token: 't', caCertHash: 'sha256:ab', nodeName: 'w1', nodeIp: '10.0.0.13', criSocket: 'unix:///x' }));
     assert.equal(worker.controlPlane, undefined, 'a worker joins without a controlPlane section');
   }
 });
@@ -107,7 +113,7 @@ test('a value with a quote and a newline stays one string: it cannot add a key o
   const evil = 'x"\nkind: Evil\n---\napiVersion: v1\n# "';
   const docsOf = (yaml: string) => parseAllDocuments(yaml).map((d) => d.toJS());
   const clean = docsOf(kubeadmInitConfig(initValues()));
-  const fields: (keyof ReturnType<typeof initValues>)[] = ['token', 'certificateKey', 'advertiseAddress', 'nodeName', 'criSocket', 'controlPlaneEndpoint', 'imageRepository', 'podSubnet', 'serviceSubnet'];
+  const fields: (keyof ReturnType<typeof initValues>)[] = ['token', 'certificateKey', 'advertiseAddress', 'nodeName', 'nodeIp', 'criSocket', 'controlPlaneEndpoint', 'imageRepository', 'podSubnet', 'serviceSubnet'];
   for (const field of fields) {
     const yaml = kubeadmInitConfig(initValues({ [field]: evil }));
     const docs = docsOf(yaml);
@@ -118,10 +124,10 @@ test('a value with a quote and a newline stays one string: it cannot add a key o
   }
   const sans = docsOf(kubeadmInitConfig(initValues({ certSANs: ['10.0.0.11', evil] })));
   assert.deepEqual(sans[1].apiServer.certSANs, ['10.0.0.11', evil]);
-  const join = docsOf(kubeadmJoinConfig({ version: v1323, apiServerEndpoint: evil, token: evil, caCertHash: evil, nodeName: evil, criSocket: evil, controlPlane: { advertiseAddress: evil, certificateKey: evil } }));
+  const join = docsOf(kubeadmJoinConfig({ version: v1323, apiServerEndpoint: evil, token: evil, caCertHash: evil, nodeName: evil, nodeIp: evil, criSocket: evil, controlPlane: { advertiseAddress: evil, certificateKey: evil } }));
   assert.equal(join.length, 1);
   assert.deepEqual(Object.keys(join[0]), ['apiVersion', 'kind', 'discovery', 'nodeRegistration', 'controlPlane']);
-  assert.deepEqual(join[0].nodeRegistration, { name: evil, criSocket: evil, imagePullPolicy: 'IfNotPresent' });
+  assert.deepEqual(join[0].nodeRegistration, { name: evil, criSocket: evil, imagePullPolicy: 'IfNotPresent', kubeletExtraArgs: [{ name: 'node-ip', value: evil }] });
 });
 
 test('strings YAML 1.1 would read as something else stay strings (kubeadm reads YAML 1.1)', () => {
@@ -148,4 +154,16 @@ test('flannel\'s network follows the pod CIDR; images kept or mapped', () => {
   const mapped = renderFlannel(manifest, '10.244.0.0/16', (r) => r.replace('ghcr.io/', '10.0.0.11:5000/'));
   assert.ok(imagesOfManifest(mapped).every((i) => i.startsWith('10.0.0.11:5000/flannel-io/')));
   assert.throws(() => renderFlannel('kind: Namespace\n', '10.0.0.0/8'), /no ConfigMap with net-conf\.json/);
+});
+
+test("flanneld is told its interface by the node's address, not left to the default route (none in an air gap)", () => {
+  const manifest = readFileSync(new URL('../upstream/fixtures/kube-flannel.yml', import.meta.url), 'utf8').replaceAll('@FLANNEL_VERSION@', 'v0.26.5').replaceAll('@CNI_PLUGIN_VERSION@', 'v1.6.2-flannel1');
+  const ds = parseAllDocuments(renderFlannel(manifest, '10.244.0.0/16')).map((d) => d.toJS()).find((o) => o?.kind === 'DaemonSet');
+  const [flanneld] = ds.spec.template.spec.containers;
+  assert.deepEqual(flanneld.env.filter((e: { name: string }) => e.name === 'FLANNELD_IFACE'), [{ name: 'FLANNELD_IFACE', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } }]);
+  assert.ok(flanneld.env.some((e: { name: string }) => e.name === 'POD_NAME'), "flannel's own variables are kept");
+  for (const init of ds.spec.template.spec.initContainers) assert.ok(!(init.env ?? []).some((e: { name: string }) => e.name === 'FLANNELD_IFACE'), 'only flanneld');
+  // rendering a rendered manifest again gives one variable, not two
+  const twice = parseAllDocuments(renderFlannel(renderFlannel(manifest, '10.244.0.0/16'), '10.244.0.0/16')).map((d) => d.toJS()).find((o) => o?.kind === 'DaemonSet');
+  assert.equal(twice.spec.template.spec.containers[0].env.filter((e: { name: string }) => e.name === 'FLANNELD_IFACE').length, 1);
 });

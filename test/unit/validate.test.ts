@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { parseAddresses, preflightProblems, type Facts } from '../../src/core/install/facts.js';
 import {
   checkNetworkFlags, cidrsOverlap, formatEndpoint, formatIp, hostNetworkProblems, hostnameProblem, networkFlagProblems, parseCidr, parseEndpoint, parseIp,
-  podCidrRule, serviceCidrRule, type Cidr,
+  nodeAddressProblems, podCidrRule, serviceCidrRule, type Cidr,
 } from '../../src/core/install/validate.js';
 import { UserError } from '../../src/util/errors.js';
 
@@ -151,6 +151,7 @@ test('preflightProblems names the host, the value and the rule, for a bad hostna
   const facts = (hostname: string, addresses: Facts['addresses'] = []): Facts => ({
     osId: 'debian', osIdLike: [], osVersion: '12', arch: 'amd64', hostname, machineId: hostname, clockSkewSeconds: 0, cpus: 4, memoryMiB: 4096, freeMiB: 100_000,
     listening: [], kubeletInstalled: false, clusterConfigured: false, containerdVersion: undefined, dockerRunning: false, journal: [], addresses,
+    listeners: [], clusterSettings: false, ours: { registryConfigured: false, registryActive: false, haproxyConfigured: false, keepalivedConfigured: false },
   });
   const req = { targetOs: 'debian', targetVersion: '12', arches: ['amd64'], bundleMiB: 100, registryPort: 5000, registryLabel: 'cp1 (10.0.0.11)', ...DEFAULTS };
   const problems = preflightProblems(
@@ -165,4 +166,20 @@ test('preflightProblems names the host, the value and the rule, for a bad hostna
     "10.0.0.12: reports hostname 'Worker_2', which is not a valid Kubernetes node name (a lowercase RFC 1123 subdomain: lowercase letters, digits, '-' and '.'; labels of 1 to 63 that start and end with a letter or digit; at most 253 in all): set name= for this host in the hosts file",
     "w3 (10.0.0.13): eth1's address 10.96.0.9 is inside --service-cidr 10.96.0.0/12: pod and service networks must not hold the hosts' addresses (choose another --service-cidr)",
   ]);
+});
+
+test("a node's address must be an IP on one of its interfaces; a DNS name must resolve on the host; no default route is no problem", () => {
+  const interfaces = [
+    { iface: 'lo', address: '127.0.0.1', prefix: 8 },
+    { iface: 'eth0', address: '192.168.10.5', prefix: 24 },
+    { iface: 'eth1', address: '10.77.0.11', prefix: 24 },
+  ];
+  // a host with two NICs listed by its cluster-network address: fine (whatever holds the default route, if any)
+  assert.deepEqual(nodeAddressProblems({ label: 'h1', address: '10.77.0.11', ip: '10.77.0.11', interfaces }), []);
+  const elsewhere = nodeAddressProblems({ label: 'h1', address: '10.77.0.99', ip: '10.77.0.99', interfaces });
+  assert.deepEqual(elsewhere, ['h1: its address 10.77.0.99 is on none of its interfaces (eth0 192.168.10.5/24, eth1 10.77.0.11/24): list the host by the address it has on the cluster network']);
+  const unresolved = nodeAddressProblems({ label: 'node7', address: 'node7.lan', ip: '', interfaces });
+  assert.match(unresolved[0]!, /^node7: 'node7\.lan' \(hosts file\) does not resolve to an IPv4 address on the host \(getent ahostsv4\): list the host by its address/);
+  // a host whose interfaces are unknown (no `ip` there) is not refused for it
+  assert.deepEqual(nodeAddressProblems({ label: 'h1', address: '10.77.0.11', ip: '10.77.0.11', interfaces: [] }), []);
 });

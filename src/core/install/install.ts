@@ -15,11 +15,11 @@ import { assertBundleVerified } from '../bundle/verify.js';
 import { loadTarget, type Runtime } from '../definitions.js';
 import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
 import { connect, type Connection } from '../ssh/connection.js';
-import { Secrets } from '../ssh/command.js';
+import { Secrets, shQuote } from '../ssh/command.js';
 import { gatherFacts, preflightProblems, type Facts } from './facts.js';
 import { checkHaOptions, describeHa, haEndpoint, haPreflight, planHa, type HaPlan } from './ha.js';
 import { isValidNodeName, readHostsFile, type HostSpec } from './hosts.js';
-import { checkNetworkFlags, formatEndpoint, parseEndpoint } from './validate.js';
+import { checkNetworkFlags, formatEndpoint, nodeAddressProblems, parseEndpoint, parseIp } from './validate.js';
 import { osFor, type HostOS } from './os.js';
 import { CHECK_BUNDLE_PHASE, installPhases } from './phases-install.js';
 import { checkClusterSettings } from './settings.js';
@@ -57,6 +57,11 @@ export interface Node {
   facts: Facts;
   /** the Kubernetes node name: name= from the hosts file, else the host's own name */
   name: string;
+  /**
+   * the node's IPv4 address: the hosts-file address, or what its DNS name resolves to on the host itself (empty
+   * when it does not: refused in preflight). kubeadm's advertiseAddress, the kubelet's --node-ip, /etc/hosts.
+   */
+  ip: string;
 }
 
 export interface ClusterSecrets {
@@ -155,6 +160,7 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
         serviceCidr: options.serviceCidr,
       },
     );
+    for (const n of nodes) problems.push(...nodeAddressProblems({ label: n.label, address: n.spec.address, ip: n.ip, interfaces: n.facts.addresses }));
     problems.push(...(await haPreflight(ctx)));
     await checkClusterSettings(ctx);
     if (problems.length) {
@@ -184,9 +190,10 @@ async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: S
       );
       try {
         const facts = await gatherFacts(conn);
+        const ip = await resolveOnHost(conn, spec.address);
         const name = spec.name ?? facts.hostname.toLowerCase();
         // a hostname that is no valid node name is refused by the preflight; until then the host goes by its address
-        return { spec, label: spec.name || !isValidNodeName(name) ? label : `${name} (${spec.address})`, conn, facts, name };
+        return { spec, label: spec.name || !isValidNodeName(name) ? label : `${name} (${spec.address})`, conn, facts, name, ip };
       } catch (err) {
         await conn.close();
         throw err;
@@ -238,6 +245,13 @@ function hostForUrl(address: string): string {
 function withPort(endpoint: string, port: number): string {
   const e = parseEndpoint(endpoint);
   return 'problem' in e ? endpoint : formatEndpoint({ ...e, port: e.port ?? port });
+}
+
+/** An IP address as it is; a DNS name as the host itself resolves it (its first IPv4 address), or '' when it does not. */
+async function resolveOnHost(conn: Connection, address: string): Promise<string> {
+  if (parseIp(address)) return address;
+  const r = await conn.exec(`getent ahostsv4 -- ${shQuote(address)} | awk 'NR == 1 { print $1 }'`);
+  return parseIp(r.stdout.trim())?.family === 4 ? r.stdout.trim() : '';
 }
 
 async function findBundle(): Promise<string> {

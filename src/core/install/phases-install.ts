@@ -94,7 +94,7 @@ const file = (path: string, content: string | (() => Promise<string>), mode = 0o
 
 /** The node names and addresses every host's /etc/hosts gets. */
 function hostsBlock(ctx: InstallContext): string {
-  return ctx.nodes.map((n) => `${n.spec.address} ${n.name}`).join('\n') + '\n';
+  return ctx.nodes.map((n) => `${n.ip} ${n.name}`).join('\n') + '\n';
 }
 
 /** The upstream registries whose images the bundle carries (registry.k8s.io, ghcr.io, docker.io, ...). */
@@ -270,8 +270,9 @@ function joinPhase(id: string, title: string, which: (n: Node, ctx: InstallConte
         token: cluster.token,
         caCertHash: ctx.caCertHash ?? 'sha256:<hash of the cluster CA>',
         nodeName: host.name,
+        nodeIp: host.ip,
         criSocket: runtimeNaming(ctx.options.runtime, ctx.registry).criSocket,
-        ...(controlPlane ? { controlPlane: { advertiseAddress: host.spec.address, certificateKey: cluster.certificateKey } } : {}),
+        ...(controlPlane ? { controlPlane: { advertiseAddress: host.ip, certificateKey: cluster.certificateKey } } : {}),
       });
       const gate = kubeadmGate('join', ctx, async (h) => joinDecision(await probeKubeadm(h), await nodeRegistered(ctx, h.name), controlPlane));
       return [
@@ -330,14 +331,15 @@ function initConfig(host: Node, ctx: InstallContext, cluster: ClusterSecrets): s
     version: ctx.version,
     token: cluster.token,
     certificateKey: cluster.certificateKey,
-    advertiseAddress: host.spec.address,
+    advertiseAddress: host.ip,
+    nodeIp: host.ip,
     nodeName: host.name,
     criSocket: runtimeNaming(ctx.options.runtime, ctx.registry).criSocket,
     controlPlaneEndpoint: ctx.endpoint,
     imageRepository: runtimeNaming(ctx.options.runtime, ctx.registry).imageRepository,
     podSubnet: ctx.options.podCidr,
     serviceSubnet: ctx.options.serviceCidr,
-    certSANs: [...new Set([host.spec.address, host.name, ctx.endpoint.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')])],
+    certSANs: [...new Set([host.ip, host.spec.address, host.name, ctx.endpoint.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')])],
   });
 }
 

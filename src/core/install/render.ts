@@ -55,6 +55,8 @@ export interface InitValues {
   certificateKey: string;
   advertiseAddress: string;
   nodeName: string;
+  /** the node's address from the hosts file: the kubelet reports it (--node-ip), whatever NIC holds a default route */
+  nodeIp: string;
   criSocket: string;
   controlPlaneEndpoint: string;
   imageRepository: string;
@@ -85,8 +87,14 @@ function kubeadmApi(version: KubeVersion): string {
   return `kubeadm.k8s.io/${kubeadmApiVersion(version)}`;
 }
 
-function nodeRegistration(name: string, criSocket: string) {
-  return { name, criSocket, imagePullPolicy: 'IfNotPresent' };
+/**
+ * The node's registration: its name, runtime, and `--node-ip` for the kubelet, so the address it reports (and
+ * every component that takes the node's address, flannel included) is the hosts-file one even on a host with two
+ * NICs or no default route. kubeletExtraArgs is a list of {name, value} in v1beta4, a map before.
+ */
+function nodeRegistration(version: KubeVersion, name: string, criSocket: string, nodeIp: string) {
+  const kubeletExtraArgs = kubeadmApiVersion(version) === 'v1beta4' ? [{ name: 'node-ip', value: nodeIp }] : { 'node-ip': nodeIp };
+  return { name, criSocket, imagePullPolicy: 'IfNotPresent', kubeletExtraArgs };
 }
 
 /** The API server of this control plane: its own address, on kubeadm's port. */
@@ -109,7 +117,7 @@ export function kubeadmInitConfig(v: InitValues): string {
     ],
     certificateKey: v.certificateKey,
     localAPIEndpoint: localAPIEndpoint(v.advertiseAddress),
-    nodeRegistration: nodeRegistration(v.nodeName, v.criSocket),
+    nodeRegistration: nodeRegistration(v.version, v.nodeName, v.criSocket, v.nodeIp),
   };
   const cluster = {
     apiVersion: kubeadmApi(v.version),
@@ -130,6 +138,8 @@ export interface JoinValues {
   token: string;
   caCertHash: string;
   nodeName: string;
+  /** see InitValues.nodeIp */
+  nodeIp: string;
   criSocket: string;
   /** present for a control plane */
   controlPlane?: { advertiseAddress: string; certificateKey: string };
@@ -140,7 +150,7 @@ export function kubeadmJoinConfig(v: JoinValues): string {
     apiVersion: kubeadmApi(v.version),
     kind: 'JoinConfiguration',
     discovery: { bootstrapToken: { apiServerEndpoint: v.apiServerEndpoint, token: v.token, caCertHashes: [v.caCertHash] } },
-    nodeRegistration: nodeRegistration(v.nodeName, v.criSocket),
+    nodeRegistration: nodeRegistration(v.version, v.nodeName, v.criSocket, v.nodeIp),
     ...(v.controlPlane
       ? { controlPlane: { localAPIEndpoint: localAPIEndpoint(v.controlPlane.advertiseAddress), certificateKey: v.controlPlane.certificateKey } }
       : {}),
@@ -176,6 +186,12 @@ export function caCertHash(pem: string): string {
  * flannel's manifest with its network set to the cluster's pod CIDR (flannel's default is 10.244.0.0/16 and it
  * must match kubeadm's podSubnet). `imageFor` maps an image reference to the one to use (identity on the
  * containerd path, where containerd mirrors the upstream names; the Docker path rewrites to the registry).
+ *
+ * flanneld is told its interface: by default it takes the one holding the default route, which is the wrong NIC on
+ * a host with a management and a cluster network, and none at all on an air-gapped host without a default route
+ * (flanneld then exits). FLANNELD_IFACE (flanneld reads every flag from FLANNELD_<FLAG>; --iface takes an
+ * interface name or an IP) is set from the pod's status.hostIP: the node's address, which the kubelet reports as
+ * the hosts-file one (--node-ip). One rule that holds on every node.
  */
 export function renderFlannel(manifest: string, podCidr: string, imageFor: (ref: string) => string = (r) => r): string {
   const docs = parseAllDocuments(manifest);
@@ -192,10 +208,18 @@ export function renderFlannel(manifest: string, podCidr: string, imageFor: (ref:
     }
     const spec = obj.spec?.template?.spec;
     for (const c of [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])]) c.image = imageFor(c.image);
+    for (const c of spec?.containers ?? []) if (isFlanneld(c)) c.env = [...(c.env ?? []).filter((e: { name?: string }) => e.name !== FLANNEL_IFACE_ENV), FLANNEL_IFACE];
     return stringify(obj, { lineWidth: 0 });
   });
   if (!found) throw new UserError('kube-flannel.yml has no ConfigMap with net-conf.json: is it flannel\'s manifest?');
   return out.filter(Boolean).join('---\n');
+}
+
+const FLANNEL_IFACE_ENV = 'FLANNELD_IFACE';
+export const FLANNEL_IFACE = { name: FLANNEL_IFACE_ENV, valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } };
+
+function isFlanneld(container: { command?: unknown; args?: unknown }): boolean {
+  return [container.command, container.args].some((list) => Array.isArray(list) && list.some((a) => typeof a === 'string' && (a.endsWith('/flanneld') || a === '--kube-subnet-mgr')));
 }
 
 export function imagesOfManifest(manifest: string): string[] {

@@ -322,3 +322,21 @@ export function hostNetworkProblems(address: string, interfaces: InterfaceAddres
   }
   return problems;
 }
+
+// --- the node's own address (preflight) ----------------------------------------------------------------------------
+
+/**
+ * Preflight lines (with the host's label) about the address a node is known by: kubeadm's advertiseAddress, the
+ * kubelet's --node-ip and every /etc/hosts line need an IP, so a hosts-file DNS name must resolve on the host; and
+ * that IP must be on one of the host's interfaces, or the node would advertise an address it does not have (on a
+ * host with two NICs, the hosts-file address is the one on the cluster network). A host with no default route
+ * gets no line: that is normal in an air gap.
+ */
+export function nodeAddressProblems(host: { label: string; address: string; ip: string | undefined; interfaces: InterfaceAddress[] }): string[] {
+  if (!host.ip) {
+    return [`${host.label}: ${shown(host.address)} (hosts file) does not resolve to an IPv4 address on the host (getent ahostsv4): list the host by its address, or add the name to the host's /etc/hosts`];
+  }
+  if (host.interfaces.length === 0 || host.interfaces.some((i) => i.address === host.ip)) return [];
+  const on = host.interfaces.filter((i) => i.iface !== 'lo').map((i) => `${i.iface} ${i.address}/${i.prefix}`).join(', ');
+  return [`${host.label}: its address ${host.ip} is on none of its interfaces (${on || 'none but lo'}): list the host by the address it has on the cluster network`];
+}
