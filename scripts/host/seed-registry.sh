@@ -1,8 +1,10 @@
 #!/bin/bash
 # Seed the CNCF distribution registry's filesystem storage from a kube-bundle OCI layout, by hard links.
 #   seed-registry.sh <plan: installer/registry-seed.txt> <OCI layout dir: images/> <registry root dir>
-# The registry must be stopped (it caches descriptors in memory). Safe to re-run: every step is idempotent.
-# Plan lines are documented in kube-bundle's src/core/build/seed-plan.ts. Speed: one mkdir for every directory,
+# The registry must be stopped (it caches descriptors in memory). Safe to re-run after being cut at any line: a
+# blob is in place only once whole (a hard link, or a copy renamed into place), and every link file is written
+# again on every run, so one cut half-way through its write is whole after the next.
+# Plan lines are documented in kube-bundle's src/core/builder/seed-plan.ts. Speed: one mkdir for every directory,
 # link files written by the shell itself, one `ln` per blob not yet there.
 set -euo pipefail
 plan=$1 layout=$2 root=$3
@@ -25,8 +27,12 @@ done < "$plan"
 
 mkdir -p "${dirs[@]}" "${links[@]}"
 for hex in "${blobs[@]}"; do
-  data=$store/blobs/sha256/${hex:0:2}/$hex/data
-  [ -f "$data" ] || ln -f "$layout/blobs/sha256/$hex" "$data" 2>/dev/null || cp "$layout/blobs/sha256/$hex" "$data"
+  src=$layout/blobs/sha256/$hex data=$store/blobs/sha256/${hex:0:2}/$hex/data
+  [ "$data" -ef "$src" ] && continue                 # linked by an earlier run (a builtin test: no process per blob)
+  ln -f "$src" "$data" 2>/dev/null && continue       # a link is whole or absent
+  # another filesystem: copied under a temporary name, so a cut copy is never taken for the blob
+  [ -f "$data" ] && cmp -s "$src" "$data" && continue
+  cp "$src" "$data.tmp" && mv -f "$data.tmp" "$data"
 done
 # The registry's link files hold the digest string, without a newline.
 for i in "${!links[@]}"; do printf '%s' "${digests[$i]}" > "${links[$i]}/link"; done

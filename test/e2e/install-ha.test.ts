@@ -200,6 +200,8 @@ describe('bundle install --vip in the lab', () => {
     // the packages go too, so that what the lb install puts where can be seen
     const purge = await resetCli(['--purge']);
     assert.equal(purge.code, 0, purge.stderr);
+    const again = await resetCli(['--purge']);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
   });
 
   test('with lb hosts: they hold the address on 6443 for a single control plane; the address moves between them', async (t: TestContext) => {

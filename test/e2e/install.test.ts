@@ -192,11 +192,42 @@ describe('bundle install in the lab', () => {
     assert.equal((await l.ssh(4, `ls ${SECRET_FILES} 2>/dev/null || true`)).stdout, '');
   });
 
+  test('a registry started by a run cut before its journal line is this install\'s; a foreign holder of its port is named', async () => {
+    const l = lab();
+    const hosts = sudoHostsFile('h-4.txt', ['control-plane', 'worker', 'worker', 'worker']);
+    // as a CLI killed after the registry started leaves h1: the registry runs, the journal does not say so
+    const forget = () => l.ssh(1, "sed -i '/^registry /d; /^installed /d' /var/lib/kube-bundle/journal");
+    await forget();
+    const resumed = await bundleCli(['install', '--hosts', hosts]);
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    assert.match(resumed.stderr.slice(resumed.stderr.indexOf('• Seed and start')), /✓ h1 /, 'the registry phase ran again');
+
+    // the same, but another program holds the port: refused, naming it; nothing changed
+    await forget();
+    // the same registry binary, but not kube-bundle's unit: told apart by the unit its process runs in
+    await l.ssh(1, "systemctl stop kube-bundle-registry.service && printf 'version: 0.1\\nstorage:\\n  filesystem:\\n    rootdirectory: /tmp/foreign\\nhttp:\\n  addr: :5000\\n' > /tmp/foreign.yml && systemd-run --quiet --unit kb-foreign /usr/bin/docker-registry serve /tmp/foreign.yml");
+    try {
+      await l.ssh(1, 'for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null && exit 0; sleep 0.1; done; exit 1');
+      const refused = await bundleCli(['install', '--hosts', hosts]);
+      assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, /h1 .*: port 5000 already in use by docker-registry \(pid \d+, kb-foreign\.service\)/);
+    } finally {
+      await l.ssh(1, 'systemctl stop kb-foreign.service', { check: false });
+    }
+    const again = await bundleCli(['install', '--hosts', hosts]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.equal((await l.ssh(1, 'systemctl is-active kube-bundle-registry.service')).stdout.trim(), 'active');
+  });
+
   test('bundle reset leaves the hosts able to install again: 3 control planes + 1 worker with an endpoint', async () => {
     const l = lab();
     const all = hostsFile('h-reset.txt', ['control-plane', 'worker', 'worker', 'worker']);
     const reset = await labCli(l, ['reset', '--hosts', all, '--yes']);
     assert.equal(reset.code, 0, reset.stderr);
+    await nothingInstalled(l, [1, 2, 3, 4]);
+    // on hosts already reset every step finds its target gone: a second reset succeeds and changes nothing
+    const twice = await labCli(l, ['reset', '--hosts', all, '--yes']);
+    assert.equal(twice.code, 0, twice.stdout + twice.stderr);
     await nothingInstalled(l, [1, 2, 3, 4]);
 
     // h3 joins as a control plane on a later run, when the init's token and key are deleted: kubeadm makes a

@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BundleManifest } from '../../src/core/bundle/manifest.js';
 import {
-  checkHaOptions, haEndpoint, haPreflight, haproxyConfig, keepalivedConfig, linkProblems, parseLinks, planHa, virtualRouterId,
+  checkHaOptions, haEndpoint, haPreflight, haproxyConfig, keepalivedConfig, linkProblems, parseLinks, planHa, upToDateCommand, virtualRouterId,
   type HaCheckInput, type HaPlan,
 } from '../../src/core/install/ha.js';
+import type { Listener } from '../../src/core/install/facts.js';
 import type { HostRole, HostSpec } from '../../src/core/install/hosts.js';
 import type { InstallContext, Node } from '../../src/core/install/install.js';
 import { UserError } from '../../src/util/errors.js';
@@ -16,11 +17,21 @@ const IP_ADDR = [
   '3: ens4    inet 192.168.5.3/16 brd 192.168.255.255 scope global ens4\\       valid_lft forever preferred_lft forever',
 ].join('\n');
 
-/** A host as install sees it; `answer` is what its shell prints for the HA preflight command. */
-function node(address: string, role: HostRole, name: string, opts: { answer?: string; listening?: number[] } = {}): Node {
+/**
+ * A host as install sees it; `answer` is `ip -o -4 addr show` and the kube-bundle configs found, as the facts hold
+ * them; `listeners` who listens where, when the host can tell.
+ */
+function node(address: string, role: HostRole, name: string, opts: { answer?: string; listening?: number[]; listeners?: Listener[] } = {}): Node {
   const spec: HostSpec = { address, role, line: 1 };
-  const conn = { exec: async () => ({ code: 0, stdout: opts.answer ?? '', stderr: '' }) };
-  return { spec, label: `${name} (${address})`, name, conn, facts: { listening: opts.listening ?? [] } } as unknown as Node;
+  const answer = opts.answer ?? '';
+  const facts = {
+    listening: opts.listening ?? [],
+    listeners: opts.listeners ?? [],
+    addresses: parseLinks(answer),
+    journal: [],
+    ours: { haproxyConfigured: answer.includes('/etc/haproxy/haproxy.cfg'), keepalivedConfigured: answer.includes('/etc/keepalived/keepalived.conf') },
+  };
+  return { spec, label: `${name} (${address})`, name, facts } as unknown as Node;
 }
 
 function manifestWith(names: string[]): BundleManifest {
@@ -104,9 +115,26 @@ test('the preflight names every holder with a problem, records each holder\'s li
   assert.deepEqual(problems, ['h2 (10.77.0.12): port 8443 (haproxy\'s, for the control-plane address) already in use']);
   assert.deepEqual(plan.links.get(h3), { iface: 'eth0', address: '10.77.0.13', prefix: 24 });
 
+  // kube-bundle's config, but someone else holds the port: named; haproxy itself with our config: ours
+  const h4 = node('10.77.0.14', 'control-plane', 'h4', { answer: answer('10.77.0.14', '/etc/haproxy/haproxy.cfg\n'), listening: [8443], listeners: [{ port: 8443, process: 'nginx', pid: 77, unit: 'nginx.service' }] });
+  const h5 = node('10.77.0.15', 'control-plane', 'h5', { answer: answer('10.77.0.15', '/etc/haproxy/haproxy.cfg\n'), listening: [8443], listeners: [{ port: 8443, process: 'haproxy', pid: 78, unit: 'haproxy.service' }] });
+  const h6 = node('10.77.0.16', 'control-plane', 'h6', { answer: answer('10.77.0.16'), listening: [8443], listeners: [{ port: 8443, process: 'haproxy', pid: 79, unit: 'haproxy.service' }] });
+  assert.deepEqual(haPreflight({ ha: planHa('10.77.0.100', [h4, h5, h6]) } as unknown as InstallContext), [
+    'h4 (10.77.0.14): port 8443 (haproxy\'s, for the control-plane address) already in use by nginx (pid 77, nginx.service)',
+    'h6 (10.77.0.16): port 8443 (haproxy\'s, for the control-plane address) already in use by haproxy (pid 79, haproxy.service)',
+  ]);
+
   const elsewhere = planHa('10.78.0.100', [h1]);
   assert.match((await haPreflight({ ha: elsewhere } as unknown as InstallContext)).join(), /^h1 \(10\.77\.0\.11\): --vip 10\.78\.0\.100 is not in eth0's subnet/);
   assert.deepEqual(await haPreflight({} as InstallContext), [], 'nothing to check without --vip');
+});
+
+test('the configs count as up to date only once setup-lb.sh recorded that both services were reloaded with them', () => {
+  const cmd = upToDateCommand('global\n', 'vrrp\n');
+  // what setup-lb.sh writes last, `sha256sum` of both configs, is compared with the configs install renders
+  assert.match(cmd, /\| sha256sum --check --status/);
+  assert.match(cmd, /\| cmp -s - \/etc\/kube-bundle\/ha\/applied\.sha256 &&/);
+  assert.match(cmd, /is-active --quiet haproxy\.service && systemctl is-active --quiet keepalived\.service$/);
 });
 
 test('haproxy forwards TCP to every API server, each health-checked', () => {

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { UserError } from '../../util/errors.js';
 import type { BundleManifest } from '../bundle/manifest.js';
+import { foreignPortsProblem, HAPROXY_CONFIG, KEEPALIVED_CONFIG } from './facts.js';
 import { ETC } from './host-paths.js';
 import type { HostSpec } from './hosts.js';
 import type { InstallContext, Node } from './install.js';
@@ -25,10 +26,13 @@ const LB_HOST_PORT = 6443;
 const CONTROL_PLANE_HOST_PORT = 8443;
 /** where every control plane's API server listens */
 const API_SERVER_PORT = 6443;
-const HAPROXY_CONFIG = '/etc/haproxy/haproxy.cfg';
-const KEEPALIVED_CONFIG = '/etc/keepalived/keepalived.conf';
 /** where install puts both configs before setup-lb.sh checks them and moves them into place */
 const STAGING_DIR = `${ETC}/ha`;
+/**
+ * setup-lb.sh writes the sha256 of both configs here (`sha256sum` output) once both services were reloaded with
+ * them: a config in place that a cut run never reloaded is not mistaken for a running one.
+ */
+const APPLIED_SUMS = `${STAGING_DIR}/applied.sha256`;
 /** the first holder's VRRP priority; each next one in the hosts file gets one less */
 const TOP_PRIORITY = 150;
 const VIP_WAIT_SECONDS = 60;
@@ -166,29 +170,24 @@ export function linkProblems(links: Link[], hostAddress: string, vip: string, ou
   return problems;
 }
 
-const MARKER = 'Written by kube-bundle';
-
 /**
- * Looks at every holder: its link to the address's network (kept in the plan for the configs), the address not
- * already taken, haproxy's port free. Returns the problems, one line each naming the host.
+ * Looks at every holder, from its facts: its link to the address's network (kept in the plan for the configs), the
+ * address not already taken (unless by kube-bundle's keepalived), haproxy's port free (unless kube-bundle's haproxy
+ * holds it). Returns the problems, one line each naming the host.
  */
-export async function haPreflight(ctx: InstallContext): Promise<string[]> {
+export function haPreflight(ctx: InstallContext): string[] {
   const plan = ctx.ha;
   if (!plan) return [];
-  const perHolder = await Promise.all(
-    plan.holders.map(async (host) => {
-      const say = (text: string) => `${host.label}: ${text}`;
-      const r = await host.conn.exec(`ip -o -4 addr show && { grep -l '${MARKER}' ${KEEPALIVED_CONFIG} ${HAPROXY_CONFIG} 2>/dev/null || true; }`);
-      if (r.code !== 0) return [say(`cannot list its addresses (ip -o -4 addr show): ${r.stderr.trim() || `exit ${r.code}`}`)];
-      const links = parseLinks(r.stdout);
-      const problems = linkProblems(links, host.spec.address, plan.vip, r.stdout.includes(KEEPALIVED_CONFIG));
-      const link = holderLink(links, host.spec.address, plan.vip);
-      if (link) plan.links.set(host, link);
-      if (host.facts.listening.includes(plan.port) && !r.stdout.includes(HAPROXY_CONFIG)) problems.push(`port ${plan.port} (haproxy's, for the control-plane address) already in use`);
-      return problems.map(say);
-    }),
-  );
-  return perHolder.flat();
+  return plan.holders.flatMap((host) => {
+    const f = host.facts;
+    const links = f.addresses.filter((a) => isIPv4(a.address));
+    const problems = linkProblems(links, host.spec.address, plan.vip, f.ours.keepalivedConfigured);
+    const link = holderLink(links, host.spec.address, plan.vip);
+    if (link) plan.links.set(host, link);
+    const busy = foreignPortsProblem([[plan.port, 'haproxy']], f, " (haproxy's, for the control-plane address)");
+    if (busy) problems.push(busy);
+    return problems.map((p) => `${host.label}: ${p}`);
+  });
 }
 
 /** VRRP's virtual router id (1-255), from the address, so that every holder agrees on it. */
@@ -253,11 +252,16 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** Exit 0 when the host has exactly these configs and both services run. */
-function upToDateCommand(haproxy: string, keepalived: string): string {
+/** Exit 0 when the host has exactly these configs, both services were reloaded with them, and both run. */
+export function upToDateCommand(haproxy: string, keepalived: string): string {
   const sums = `${sha256(haproxy)}  ${HAPROXY_CONFIG}\\n${sha256(keepalived)}  ${KEEPALIVED_CONFIG}\\n`;
   // one unit per is-active: given several, it succeeds when any one is active
-  return `printf '${sums}' | sha256sum --check --status 2>/dev/null && systemctl is-active --quiet haproxy.service && systemctl is-active --quiet keepalived.service`;
+  return [
+    `printf '${sums}' | sha256sum --check --status 2>/dev/null`,
+    `printf '${sums}' | cmp -s - ${APPLIED_SUMS}`,
+    'systemctl is-active --quiet haproxy.service',
+    'systemctl is-active --quiet keepalived.service',
+  ].join(' && ');
 }
 
 /** Until a TCP connect to the address succeeds: some holder has it and haproxy answers there. */

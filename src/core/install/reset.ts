@@ -31,9 +31,17 @@ export function resetScript(): string {
   return readFileSync(join(packageRoot(), 'scripts', 'host', 'reset-host.sh'), 'utf8');
 }
 
+/**
+ * The command each host runs, the script arriving on its stdin. The script is resumable (a reset cut by a lost
+ * connection is completed by the next one) and exits non-zero naming every step that failed.
+ */
+export function resetCommand(purge: boolean): string {
+  return purge ? 'bash -s -- --purge' : 'bash -s --';
+}
+
 export async function reset(options: ResetOptions): Promise<ResetResult> {
   const specs = readHostsFile(options.hostsFile);
-  const command = `bash -s -- ${options.purge ? '--purge' : ''}`.trim();
+  const command = resetCommand(options.purge);
   if (options.dryRun) {
     for (const s of specs) options.log(`${s.address}$ ${command}   (scripts/host/reset-host.sh on stdin)`);
     return { ok: true, hosts: specs.map((s) => ({ host: s.address, ok: true, output: 'dry run' })) };
