@@ -46,7 +46,8 @@ bundle inspect "$out/kube-bundle-v1.32.3-debian-12-amd64.tar" | head -8
 echo "== three lab hosts"
 bash test/lab/hostlab.sh up 3
 lab=/var/tmp/kube-bundle-lab
-printf '%s control-plane\n%s worker\n%s worker\n' $(cat "$lab/hosts.txt") > "$out/hosts.txt"
+mapfile -t ips < "$lab/hosts.txt"
+printf '%s control-plane\n%s worker\n%s worker\n' "${ips[0]}" "${ips[1]}" "${ips[2]}" > "$out/hosts.txt"
 echo "== bundle install"
 ip netns exec hl-lab node dist/src/cli/main.js install --hosts "$out/hosts.txt" \
   --bundle "$out/kube-bundle-v1.32.3-debian-12-amd64.tar" --pubkey "$out/keys/signer.pub.asc" \

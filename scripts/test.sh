@@ -7,20 +7,23 @@ cd "$(dirname "$0")/.."
 
 # Host tools the tests use. The registry, containerd, busybox and friends are downloaded as .debs and unpacked by
 # the tests themselves, never installed on this machine.
-need=(systemd-container debootstrap iproute2 openssh-client skopeo curl ca-certificates gnupg gpgv xz-utils strace)
+need=(systemd-container debootstrap iproute2 openssh-client skopeo curl ca-certificates gnupg gpgv xz-utils strace shellcheck)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-elif [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial -e auxfiles)" ]; then
+elif [ -z "$(find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock -print -quit 2>/dev/null)" ]; then
   apt-get update -q   # `apt-get download` in the fixtures needs package lists
 fi
 
-[ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund
+if [ ! -d node_modules ] || [ ! node_modules/.package-lock.json -nt package-lock.json ]; then npm ci --no-audit --no-fund; fi
 npm run --silent build
 npx tsc --noEmit -p .
+# Every shell script in the repository (by extension or by its #! line): the host scripts run as root on sites.
+mapfile -t shell_scripts < <({ git ls-files '*.sh'; git ls-files -z | xargs -0 awk 'FNR == 1 && /^#!.*[/ ](ba)?sh$/ { print FILENAME } { nextfile }'; } | sort -u)
+shellcheck "${shell_scripts[@]}"
 
 # A lab left by a crashed run would block the end-to-end tests; the lab helper clears it too, this is belt and braces.
 trap 'bash test/lab/hostlab.sh down >/dev/null 2>&1 || true' EXIT

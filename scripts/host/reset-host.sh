@@ -88,8 +88,7 @@ unconfigure_haproxy() { unconfigure haproxy /etc/haproxy/haproxy.cfg; }
 unconfigure_containerd() {
   local f
   for f in /etc/containerd/certs.d/*/hosts.toml /etc/containerd/config.toml; do
-    [ -f "$f" ] && grep -q "$marker" "$f" || continue
-    rm -f "$f"
+    if [ -f "$f" ] && grep -q "$marker" "$f"; then rm -f "$f"; fi
     rmdir --ignore-fail-on-non-empty "${f%/*}" 2>/dev/null || true
   done
   if [ -f /etc/crictl.yaml ] && grep -qE "containerd.sock|cri-dockerd.sock" /etc/crictl.yaml; then rm -f /etc/crictl.yaml; fi
@@ -112,8 +111,7 @@ unconfigure_docker() {
   fi
   local f
   for f in /etc/docker/certs.d/*/ca.crt; do   # the seeded registry's CA, as install copied it
-    [ -f "$f" ] && cmp -s "$f" "$etc/pki/ca.crt" || continue
-    rm -f "$f"
+    if [ -f "$f" ] && cmp -s "$f" "$etc/pki/ca.crt"; then rm -f "$f"; fi
     rmdir --ignore-fail-on-non-empty "${f%/*}" 2>/dev/null || true
   done
   say "docker and cri-dockerd stopped, their kube-bundle settings removed"
@@ -149,7 +147,7 @@ purge_packages() {
   dpkg --configure -a >/dev/null   # a purge cut half-way leaves dpkg "interrupted": finish it first
   # shellcheck disable=SC2086
   apt-get purge -y -q $pkgs >/dev/null
-  say "purged: $(echo $pkgs)"
+  say "purged: ${pkgs//$'\n'/ }"
 }
 
 step "kubeadm reset" kubeadm_reset
@@ -165,7 +163,8 @@ step "unhold the kube packages" unhold_packages
 
 if [ ${#failed[@]} -gt 0 ]; then
   # install's own files stay, so that the next reset still recognises what is left to undo
-  echo "reset: not finished, these steps failed: $(IFS=,; echo "${failed[*]}" | sed 's/,/, /g'); run reset again once fixed" >&2
+  list=$(IFS=,; echo "${failed[*]}")
+  echo "reset: not finished, these steps failed: ${list//,/, }; run reset again once fixed" >&2
   exit 1
 fi
 rm -rf "$etc" "$state" || { echo "reset: FAILED: remove $etc and $state" >&2; exit 1; }

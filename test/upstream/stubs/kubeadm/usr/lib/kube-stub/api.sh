@@ -14,6 +14,7 @@ readonly STUB_PKI=$STUB_LIB/pki   # fixed test CA and admin client pair: every s
 api_exchange() {
   local host=${1%:*} port=${1##*:}
   host=${host#[} host=${host%]}
+  # shellcheck disable=SC2016 # the inner script's own $1/$2, expanded by the inner bash
   printf '%s\n' "$2" | timeout "$API_TIMEOUT" bash -c 'IFS= read -r line && exec 3<>"/dev/tcp/$1/$2" && printf "%s\n" "$line" >&3 && cat <&3' \
     api_exchange "$host" "$port" 2>&1
 }
@@ -89,6 +90,7 @@ der_header() {
 
 hex_to_bytes() {
   local escaped
+  # shellcheck disable=SC2001 # every pair of characters: no parameter expansion does that
   escaped=$(sed 's/../\\x&/g' <<<"$1")
   printf '%b' "$escaped"
 }
