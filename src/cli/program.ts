@@ -103,7 +103,7 @@ export function createProgram(): Command {
         'the control-plane and flannel images and an image registry into ONE signed, reproducible tar file.',
     )
     .argument('<version>', 'Kubernetes version, e.g. v1.32.3 or 1.32.3')
-    .addOption(new Option('-t, --target <os>', 'target distribution').choices(['debian-12', 'ubuntu-22.04', 'ubuntu-24.04']).default('ubuntu-24.04'))
+    .addOption(new Option('-t, --target <os>', 'target distribution').choices(['debian-12', 'debian-13', 'ubuntu-22.04', 'ubuntu-24.04']).default('ubuntu-24.04'))
     .addOption(new Option('-a, --arch <arch>', 'target architecture, repeatable: one bundle may carry both').choices(['amd64', 'arm64']).argParser(collect))
     .option('--runtime <list>', 'container runtimes to carry: containerd, docker (Docker engine + cri-dockerd)', 'containerd,docker')
     .option('-o, --output <file>', 'bundle file (default ./kube-bundle-<version>-<target>-<arch>.tar)')

@@ -1,6 +1,7 @@
 /**
  * `bundle install --runtime docker` end to end in the lab: the Docker engine (Debian's docker.io, dockerd for real)
- * and cri-dockerd from the bundle, on Debian 12 hosts with no route out; stub kubeadm/kubelet/kubectl/cri-dockerd.
+ * 26 and cri-dockerd (its bookworm build) from a debian-13 bundle, on Debian 13 hosts with no route out; stub
+ * kubeadm/kubelet/kubectl/cri-dockerd.
  * The simulated upstream is NOT running while install runs: every pull can only be served by the seeded registry.
  *
  * Inside the lab hosts (root on overlayfs) dockerd cannot use overlay2 ("failed to mount overlay: invalid argument")
@@ -21,7 +22,7 @@ const CRI_DOCKERD_SOCKET = 'unix:///var/run/cri-dockerd.sock';
 const SITE_DAEMON_JSON = '{ "log-level": "warn", "no-such-option": true }\n';
 
 describe('bundle install --runtime docker in the lab', () => {
-  const lab = useLab(2, { lockWaitMs: 600_000 });
+  const lab = useLab(2, { suite: 'trixie', lockWaitMs: 600_000 });
   let dir: string;
   let bundle: TestBundle;
   let hosts: string;
@@ -29,7 +30,7 @@ describe('bundle install --runtime docker in the lab', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kb-install-docker-'));
-    bundle = await buildTestBundle(dir, ['--runtime', 'docker']);
+    bundle = await buildTestBundle(dir, ['--runtime', 'docker'], { target: 'debian-13' });
     hosts = join(dir, 'hosts.txt');
     writeFileSync(hosts, `${lab().hosts[0]!.ip} control-plane\n${lab().hosts[1]!.ip} worker\n`);
     registry = `${lab().hosts[0]!.ip}:5000`;
@@ -91,7 +92,7 @@ describe('bundle install --runtime docker in the lab', () => {
     assert.doesNotMatch(flannel, /ghcr\.io/);
     assert.match(flannel, new RegExp(`image: ${registry}/flannel-io/flannel-cni-plugin:v1\\.6\\.2-flannel1`));
     const nodes = (await l.ssh(1, 'kubectl get nodes -o wide')).stdout;
-    for (const n of ['h1', 'h2']) assert.match(nodes, new RegExp(`^${n}\\s+Ready\\s.*docker://20\\.10`, 'm'), nodes);
+    for (const n of ['h1', 'h2']) assert.match(nodes, new RegExp(`^${n}\\s+Ready\\s.*docker://26\\.1`, 'm'), nodes);
 
     for (const i of [1, 2]) {
       await l.ssh(i, `docker rmi ${registry}/pause:3.10 >/dev/null 2>&1; docker pull ${registry}/pause:3.10`);

@@ -16,17 +16,23 @@ export interface TestBundle {
   lockFile: string;
 }
 
-export async function buildTestBundle(dir: string, extra: string[] = []): Promise<TestBundle> {
+export interface TestBundleOptions {
+  /** the build target (default debian-12); only Debian targets, whose archive this machine's apt has */
+  target?: string;
+}
+
+export async function buildTestBundle(dir: string, extra: string[] = [], opts: TestBundleOptions = {}): Promise<TestBundle> {
+  const target = opts.target ?? 'debian-12';
   const upstream = await startUpstream();
   try {
     const keys = join(dir, 'keys');
     const keygen = await runCli(['keygen', '--out', keys]);
     assert.equal(keygen.code, 0, keygen.stderr);
-    const file = join(dir, 'kube-bundle-v1.32.3-debian-12-amd64.tar');
+    const file = join(dir, `kube-bundle-v1.32.3-${target}-amd64.tar`);
     const r = await runCli([
-      'build', 'v1.32.3', '-t', 'debian-12', '--key', join(keys, 'signer.asc'), '-o', file, '--json',
+      'build', 'v1.32.3', '-t', target, '--key', join(keys, 'signer.asc'), '-o', file, '--json',
       ...upstream.mirrorFlags.flatMap((m) => ['--mirror', m]),
-      ...debianMirrorFlags(),
+      ...debianMirrorFlags(target),
       '--trust-key', upstream.k8sKeyFile,
       ...upstream.pinFlags.flatMap((p) => ['--pin', p]),
       '--cache', TEST_BUILD_CACHE,

@@ -4,6 +4,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadTarget } from '../../src/core/definitions.js';
 
 function aptUris(): string[] {
   const dir = '/etc/apt/sources.list.d';
@@ -19,11 +20,27 @@ function aptUris(): string[] {
   return uris.filter(Boolean).map((u) => u.replace(/\/+$/, ''));
 }
 
-/** `--mirror` flags mapping the debian-12 target's archive URLs onto this machine's apt archive. */
-export function debianMirrorFlags(): string[] {
+/** This machine's Debian archive (not its security archive), e.g. for debootstrap. */
+export function debianArchiveUrl(): string {
+  const main = aptUris().find((u) => u.endsWith('/debian'));
+  if (!main) throw new Error("this machine's apt sources name no Debian archive");
+  return main;
+}
+
+/**
+ * `--mirror` flags mapping a Debian target's archive URLs onto this machine's apt archive. A mirror maps a URL
+ * prefix, not a suite: one archive (and one security archive) serves bookworm and trixie alike, so the flags are the
+ * same for every Debian target; the target's own sources name which prefixes need one.
+ */
+export function debianMirrorFlags(target = 'debian-12'): string[] {
   const uris = aptUris();
   const security = uris.find((u) => u.endsWith('/debian-security'));
   const main = uris.find((u) => u.endsWith('/debian'));
   if (!main || !security) throw new Error(`this machine's apt sources name no Debian archive and security archive (found: ${uris.join(', ') || 'none'})`);
-  return [`http://ftp.debian.org/debian=${main}`, `http://security.debian.org/debian-security=${security}`].flatMap((m) => ['--mirror', m]);
+  const def = loadTarget(target);
+  if (def.os !== 'debian') throw new Error(`${target} is not a Debian target: this machine's Debian archive cannot stand in for it`);
+  return def.sources
+    .map((s) => s.url.replace(/\/+$/, ''))
+    .map((url) => `${url}=${url.endsWith('/debian-security') ? security : main}`)
+    .flatMap((m) => ['--mirror', m]);
 }

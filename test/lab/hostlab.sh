@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# hostlab: N throw-away Debian 12 "hosts" (systemd-nspawn --boot, real systemd + sshd) for SSH install tests.
+# hostlab: N throw-away Debian "hosts" (12 bookworm by default, SUITE=trixie for 13; systemd-nspawn --boot, real systemd +
+# sshd) for SSH install tests. Use another LAB directory per SUITE: the base rootfs is cached there.
 # Every host hN gets its own netns hl-hN and IP ($NET.11, .12, ...) on bridge br0 ($NET.1) inside a private netns
 # "hl-lab"; hosts have no route out. The real host's netns, /etc, services and sysctls are never touched.
 # The test runner stays in the root netns; whatever must reach the hosts runs inside hl-lab via `exec`/`ssh`:
@@ -9,22 +10,24 @@
 #   sudo ./hostlab.sh status              # exit 0 all hosts running, 1 broken/partial lab, 3 no lab
 #   sudo ./hostlab.sh down                # stops hosts, removes overlays/netns/cgroups/processes; keeps the cached base rootfs
 #   sudo ./hostlab.sh clean               # down + delete the cached base rootfs and the lab ssh key
-# Env: LAB (state dir, default /var/tmp/kube-bundle-lab), NET (first three octets, default 10.77.0), MIRROR (Debian archive
-# for `base`, default: the one in the apt sources). One lab per machine (fixed netns names): up/down/base/clean hold the
-# flock $LOCK; a caller keeping the lab across verbs (test/lab/lab.ts) passes its own locked fd of $LOCK as fd 9.
+# Env: LAB (state dir, default /var/tmp/kube-bundle-lab), NET (first three octets, default 10.77.0), SUITE (bookworm or
+# trixie, default bookworm), MIRROR (Debian archive for `base`, default: the one in the apt sources). One lab per
+# machine (fixed netns names, whatever the LAB): up/down/base/clean hold the flock $LOCK; a caller keeping the lab
+# across verbs (test/lab/lab.ts) passes its own locked fd of $LOCK as fd 9.
 # Inside a host (checked on this VM, kernel built without loadable modules): `modprobe` of br_netfilter, overlay,
 # nf_conntrack, veth, ip_tables, bridge exits 0 (listed as built-in), any other module fails and lsmod errors out (no
 # /proc/modules); only net.* sysctls are writable (per netns), kernel.*/vm.*/fs.* give "permission denied" (so
-# `sysctl --system` needs the two masks in `base`); the VM has no swap: `swapoff -a` is a no-op that exits 0, swapon fails.
+# `sysctl --system` needs the masks in `base`); the VM has no swap: `swapoff -a` is a no-op that exits 0, swapon fails.
 set -euo pipefail
 PATH=/usr/local/sbin:/usr/sbin:/sbin:$PATH  # ip, debootstrap, chroot when run from a non-login environment
-LAB=${LAB:-/var/tmp/kube-bundle-lab}; NET=${NET:-10.77.0}; LABNS=hl-lab
+LAB=${LAB:-/var/tmp/kube-bundle-lab}; NET=${NET:-10.77.0}; SUITE=${SUITE:-bookworm}; LABNS=hl-lab
 BASE=$LAB/base/rootfs; KEY=$LAB/keys/id_ed25519
 LOCK=/run/lock/hostlab.lock  # machine-wide, like the netns names
 CG=hostlab                   # cgroup, in every hierarchy systemd uses, holding every lab process (hosts + `exec`)
 SSHO=(-i "$KEY" -o UserKnownHostsFile="$LAB/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=2)
 die() { echo "hostlab: $*" >&2; exit 1; }
 [[ $NET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "NET must be three octets like 10.77.0, got '$NET'"
+[[ $SUITE =~ ^[a-z]+$ ]] || die "SUITE must be a Debian codename like bookworm or trixie, got '$SUITE'"
 ip_of() { echo "$NET.$((10 + $1))"; }
 
 lock() {  # fd 9 already open on $LOCK = inherited from a caller that holds it; same open file, so flock succeeds
@@ -71,8 +74,13 @@ deps() {  # host tools only, and only the missing ones; openssh-server/container
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --no-upgrade "${missing[@]}"
 }
 
+base_suite() { sed -n 's/^VERSION_CODENAME=//p' "$BASE/etc/os-release"; }
+
 base() {  # built in rootfs.partial and renamed at the end, so an interrupted build is never taken for a cache
-  [ -e "$BASE/etc/os-release" ] && { echo "base rootfs already at $BASE"; return; }
+  if [ -e "$BASE/etc/os-release" ]; then  # a cached base of another suite is never booted as this one
+    [ "$(base_suite)" = "$SUITE" ] || die "$BASE is $(base_suite), not $SUITE: use another LAB directory per SUITE"
+    echo "base rootfs ($SUITE) already at $BASE"; return
+  fi
   local mirror b=$BASE.partial
   mirror=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
   [ -n "$mirror" ] || die "set MIRROR to a Debian archive URL (none found in /etc/apt/sources.list.d/debian.sources)"
@@ -80,15 +88,16 @@ base() {  # built in rootfs.partial and renamed at the end, so an interrupted bu
   [ -f "$KEY" ] || ssh-keygen -q -t ed25519 -N '' -C hostlab -f "$KEY"
   debootstrap --variant=minbase \
     --include=systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates,procps,kmod \
-    bookworm "$b" "$mirror"
+    "$SUITE" "$b" "$mirror"
   rm -f "$b"/etc/ssh/ssh_host_*                                      # per-host keys are made in `up`
   install -d -m700 "$b/root/.ssh"; install -m600 "$KEY.pub" "$b/root/.ssh/authorized_keys"
   printf '%s\n' 'PermitRootLogin prohibit-password' 'PasswordAuthentication no' 'UseDNS no' \
     'HostKey /etc/ssh/ssh_host_ed25519_key' > "$b/etc/ssh/sshd_config.d/hostlab.conf"
   : > "$b/etc/machine-id"; ln -sf /etc/machine-id "$b/var/lib/dbus/machine-id"  # unique id from --uuid
   rm -f "$b"/etc/systemd/system/timers.target.wants/* "$b"/etc/systemd/system/getty.target.wants/*
-  # kernel.pid_max / fs.protected_* are read-only in a container and would make `sysctl --system` exit 1
-  ln -sf /dev/null "$b/etc/sysctl.d/50-pid-max.conf"; ln -sf /dev/null "$b/etc/sysctl.d/99-protect-links.conf"
+  # kernel.pid_max / fs.protected_* (and trixie's kernel.core_pattern) are read-only in a container and would make
+  # `sysctl --system` exit 1; a mask of a file the suite does not ship is harmless
+  local f; for f in 50-pid-max 99-protect-links 10-coredump-debian; do ln -sf /dev/null "$b/etc/sysctl.d/$f.conf"; done
   echo '# hostlab: no DNS, lab names are in /etc/hosts' > "$b/etc/resolv.conf"   # not the CI host's resolver
   chroot "$b" apt-get clean; rm -rf "$b"/var/lib/apt/lists/*
   mv "$b" "$BASE"
@@ -118,7 +127,7 @@ start_host() {  # start_host I N: overlay rootfs, netns + veth on br0, booted ns
   local args=(--boot --directory="$d/merged" --machine="$h" --uuid="$(printf '00000000-0000-4000-8000-%012d' "$i")"
     --network-namespace-path="/run/netns/hl-$h" --capability=CAP_NET_ADMIN,CAP_BPF --system-call-filter='@keyring bpf'
     --bind="$d/containerd:/var/lib/containerd" --resolv-conf=off --register=no --keep-unit --console=read-only)
-  # API_VFS_WRITABLE=network: /proc/sys/net rw (per-netns sysctls); UNIFIED: cgroup v2 inside, like a real Debian 12;
+  # API_VFS_WRITABLE=network: /proc/sys/net rw (per-netns sysctls); UNIFIED: cgroup v2 inside, like a real Debian 12 or 13;
   # @keyring+bpf+CAP_BPF: needed by runc (`ctr run`). `reboot` inside makes nspawn exit 133 -> loop restarts it.
   # The loop joins $CG/hN first (own cgroup per host, else all share /payload) and must not keep the lock fd 9.
   # shellcheck disable=SC2016  # expanded by the inner bash
@@ -145,7 +154,7 @@ up() {
   if ! [[ $n =~ ^[0-9]+$ ]] || ((n < 1 || n > 200)); then die "up: host count must be 1..200, got '$n'"; fi
   left=$(leftovers)
   if [ -n "$left" ]; then echo "hostlab: clearing a leftover lab: $(echo "$left" | paste -sd, -)" >&2; down; fi
-  [ -e "$BASE/etc/os-release" ] || base
+  base  # builds the base when missing; refuses a cached base of another suite
   fake_modules
   ip netns add $LABNS; ip -n $LABNS link set lo up
   ip -n $LABNS link add br0 type bridge; ip -n $LABNS addr add "$NET.1/24" dev br0; ip -n $LABNS link set br0 up

@@ -1,6 +1,6 @@
 /**
- * Test-host lab for e2e tests: N booted Debian 12 hosts (systemd-nspawn) made by ./hostlab.sh, reachable only from
- * inside the netns `hl-lab`. The test runner stays in the root netns; everything that talks to the hosts (ssh, scp,
+ * Test-host lab for e2e tests: N booted Debian 12 (or 13, `suite: 'trixie'`) hosts (systemd-nspawn) made by
+ * ./hostlab.sh, reachable only from inside the netns `hl-lab`. The test runner stays in the root netns; everything that talks to the hosts (ssh, scp,
  * the `bundle install` CLI, simulated upstream servers on the bridge address) runs through `hostlab.sh exec`, which
  * enters hl-lab and puts the process into the lab cgroup so that `hostlab.sh down` ends it even after a crash.
  *
@@ -16,6 +16,13 @@ import { fileURLToPath } from 'node:url';
 
 export const HOSTLAB_SCRIPT = fileURLToPath(new URL('./hostlab.sh', import.meta.url));
 export const DEFAULT_LAB_DIR = '/var/tmp/kube-bundle-lab';
+/** The Debian suites the lab boots; hostlab.sh's SUITE. */
+export type LabSuite = 'bookworm' | 'trixie';
+
+/** Each suite has its own LAB dir, since the cached base rootfs lives there: bookworm keeps the historical one. */
+export function defaultLabDir(suite: LabSuite = 'bookworm'): string {
+  return suite === 'bookworm' ? DEFAULT_LAB_DIR : `${DEFAULT_LAB_DIR}-${suite}`;
+}
 /** Must match LOCK in hostlab.sh. */
 export const LOCK_FILE = '/run/lock/hostlab.lock';
 export const LAB_NETNS = 'hl-lab';
@@ -100,7 +107,9 @@ export interface Lab {
 }
 
 export interface StartLabOptions {
-  /** LAB for hostlab.sh (default DEFAULT_LAB_DIR; the cached base rootfs lives there) */
+  /** the hosts' Debian suite: bookworm (12, default) or trixie (13) */
+  suite?: LabSuite;
+  /** LAB for hostlab.sh (default defaultLabDir(suite); the cached base rootfs lives there) */
   labDir?: string;
   /** NET for hostlab.sh: the first three octets (default 10.77.0) */
   net?: string;
@@ -256,13 +265,13 @@ class LabSession implements Lab {
     private lockFd: number | undefined,
     private readonly opts: StartLabOptions,
   ) {
-    this.dir = opts.labDir ?? DEFAULT_LAB_DIR;
+    this.dir = opts.labDir ?? defaultLabDir(opts.suite);
     this.keyFile = join(this.dir, 'keys', 'id_ed25519');
     this.knownHostsFile = join(this.dir, 'known_hosts');
     this.hostsFile = join(this.dir, 'hosts.txt');
     const net = opts.net ?? '10.77.0';
     this.bridgeIp = `${net}.1`;
-    this.env = { ...process.env, LAB: this.dir, NET: net };
+    this.env = { ...process.env, LAB: this.dir, NET: net, SUITE: opts.suite ?? 'bookworm' };
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
     process.on('exit', this.onExit);

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { parseKubeVersion } from '../../src/core/kube-version.js';
 import { controlPlaneImagesFromTable, loadComponents, loadTarget, parseArch, parseRuntimes, targetNames } from '../../src/core/definitions.js';
@@ -30,7 +31,7 @@ test('the image table gives kubeadm\'s list for v1.32.3 in kubeadm\'s order', ()
 });
 
 test('targets, arches and runtimes', () => {
-  assert.deepEqual(targetNames(), ['debian-12', 'ubuntu-22.04', 'ubuntu-24.04']);
+  assert.deepEqual(targetNames(), ['debian-12', 'debian-13', 'ubuntu-22.04', 'ubuntu-24.04']);
   const debian = loadTarget('debian-12');
   assert.equal(debian.codename, 'bookworm');
   assert.ok(existsSync(debian.keyring), debian.keyring);
@@ -40,4 +41,18 @@ test('targets, arches and runtimes', () => {
   assert.deepEqual(parseRuntimes('docker,containerd'), ['containerd', 'docker']);
   assert.throws(() => parseRuntimes('crio'), /unknown runtime 'crio'/);
   assert.equal(loadComponents().flannel.version, 'v0.26.5');
+});
+
+test('debian-13: trixie\'s suites, checked with a keyring that holds the trixie archive, security and release keys', () => {
+  const trixie = loadTarget('debian-13');
+  assert.equal(trixie.codename, 'trixie');
+  assert.deepEqual(trixie.sources.flatMap((s) => s.suites), ['trixie', 'trixie-updates', 'trixie-security']);
+  const listed = execFileSync('gpg', ['--show-keys', '--with-colons', trixie.keyring], { encoding: 'utf8' });
+  for (const fingerprint of [
+    '04B54C3CDCA79751B16BC6B5225629DF75B188BD', // Debian Archive Automatic Signing Key (13/trixie)
+    '5E04A1E3223A19A20706E20F9904613D4CCE68C6', // Debian Security Archive Automatic Signing Key (13/trixie)
+    '41587F7DB8C774BCCF131416762F67A0B2C39DE4', // Debian Stable Release Key (13/trixie)
+  ]) {
+    assert.match(listed, new RegExp(`^fpr:+${fingerprint}:`, 'm'), fingerprint);
+  }
 });
