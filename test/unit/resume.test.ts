@@ -13,21 +13,12 @@ import {
   ADMIN_CONF, CLUSTER_CA, ETCD_DATA_DIR, HOST_LOCK, HOST_LOCK_WAIT_SECONDS, KUBELET_CONF, hostLocked, initDecision, joinDecision, kubeadmResetCommand,
   kubeadmStateProbe, parseKubeadmState, type KubeadmState,
 } from '../../src/core/install/resume.js';
+import { runToEnd } from './helpers/process.js';
 
 const MANIFESTS = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd'].map((c) => `/etc/kubernetes/manifests/${c}.yaml`);
 const state = (present: string[], apiAnswers = false): KubeadmState => ({ present: new Set(present), apiAnswers });
 
-function sh(script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', script]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const sh = (script: string) => runToEnd('sh', ['-c', script]);
 
 describe('initDecision', () => {
   it('nothing of kubeadm: init runs', () => {

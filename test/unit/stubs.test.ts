@@ -16,6 +16,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runToEnd } from './helpers/process.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const STUBS = path.resolve(here, '../upstream/stubs');
@@ -300,16 +301,7 @@ class Host {
   }
 
   run(command: string, args: string[], input = ''): Promise<Result> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(command, args, { env: this.env, cwd: this.root });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(input);
-    });
+    return runToEnd(command, args, { env: this.env, cwd: this.root, input });
   }
 
   /** Runs and fails the test (showing the output) unless the command exits 0. */
