@@ -3,6 +3,11 @@
  * machine's archive (the rest from the simulated upstream), its closure installed in a bare debootstrap minbase root
  * with no other package source, then `bundle install` of 1 control plane + 2 workers on trixie lab hosts (systemd
  * 257) with the upstream stopped: every package and image can only come from the bundle.
+ *
+ * The hosts have the network air-gapped data centers have: two NICs — eth0 on the management network 10.77.0.0/24,
+ * eth1 on the cluster network 10.78.0.0/24 — and no default route at all. They are listed by their cluster address,
+ * which every component must then use: kubeadm's advertiseAddress, the kubelet's --node-ip, /etc/hosts, flanneld's
+ * interface (which by default follows the default route: none here).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,7 +19,7 @@ import { parse } from 'yaml';
 import { loadTarget } from '../../src/core/definitions.js';
 import { buildTestBundle, TEST_BUILD_CACHE, type TestBundle } from '../helpers/bundle.js';
 import { debianArchiveUrl } from '../helpers/debian.js';
-import { labCli, writeLabHostsFile } from '../helpers/lab-cli.js';
+import { labCli } from '../helpers/lab-cli.js';
 import { useLab } from '../lab/lab.js';
 
 /** debootstrap's minbase of trixie, kept between runs next to the build cache (it takes about a minute). */
@@ -54,7 +59,7 @@ function inMinimalRoot(script: string, files: Record<string, string>): string {
 }
 
 describe('Debian 13: build -t debian-13, its closure in a minimal root, an install on trixie hosts', () => {
-  const lab = useLab(3, { suite: 'trixie', lockWaitMs: 600_000 });
+  const lab = useLab(3, { suite: 'trixie', lockWaitMs: 600_000, net2: '10.78.0', defaultRoute: false });
   let dir: string;
   let bundle: TestBundle;
 
@@ -97,10 +102,13 @@ describe('Debian 13: build -t debian-13, its closure in a minimal root, an insta
     for (const name of wanted) assert.match(out, new RegExp(`^${name.replaceAll('.', '\\.')} install ok installed$`, 'm'), out);
   });
 
-  test('1 control plane + 2 workers on Debian 13 hosts, upstream stopped: containerd 1.7 with a version 2 config', async () => {
+  test('1 control plane + 2 workers on Debian 13 hosts with two NICs and no default route, upstream stopped: containerd 1.7 with a version 2 config, every component on the cluster address', async () => {
     const l = lab();
     assert.match((await l.ssh(1, '. /etc/os-release; echo $VERSION_ID; systemctl --version | head -n 1')).stdout, /^13\nsystemd 257/);
-    const hosts = writeLabHostsFile(l, join(dir, 'hosts.txt'), ['control-plane', 'worker', 'worker']);
+    assert.equal((await l.ssh(1, 'ip route show default')).stdout.trim(), '', 'no default route');
+    const cluster = l.hosts.map((h) => h.ip2!);
+    const hosts = join(dir, 'hosts.txt');
+    writeFileSync(hosts, `${cluster[0]} control-plane\n${cluster[1]} worker\n${cluster[2]} worker\n`);
     const install = () => labCli(l, ['install', '--hosts', hosts, '--bundle', bundle.file, '--pubkey', bundle.pubkey]);
     const first = await install();
     assert.equal(first.code, 0, first.stdout + first.stderr);
@@ -108,6 +116,19 @@ describe('Debian 13: build -t debian-13, its closure in a minimal root, an insta
 
     const nodes = (await l.ssh(1, 'kubectl get nodes -o wide')).stdout;
     for (const n of ['h1', 'h2', 'h3']) assert.match(nodes, new RegExp(`^${n}\\s+Ready\\s.*containerd://1\\.7\\.24`, 'm'), nodes);
+    // every node registered with its cluster address, and every component was told it (the stubs record what they got)
+    for (const [k, n] of ['h1', 'h2', 'h3'].entries()) {
+      assert.match(nodes, new RegExp(`^${n}\\s.*\\s${cluster[k]!.replaceAll('.', '\\.')}\\s`, 'm'), `${n}'s INTERNAL-IP`);
+      assert.match((await l.ssh(k + 1, 'cat /var/lib/kubelet/kubeadm-flags.env')).stdout, new RegExp(`--node-ip=${cluster[k]!.replaceAll('.', '\\.')}\\b`), `${n}: the kubelet's --node-ip`);
+      assert.match((await l.ssh(k + 1, 'sed -n "/BEGIN kube-bundle/,/END kube-bundle/p" /etc/hosts')).stdout, new RegExp(`^${cluster[0]!.replaceAll('.', '\\.')} h1$`, 'm'), `${n}: /etc/hosts`);
+    }
+    const initConfig = (await l.ssh(1, 'ls /var/log/kube-stub/ | grep -- -init.yaml | head -n 1')).stdout.trim();
+    const init = (await l.ssh(1, `cat /var/log/kube-stub/${initConfig}`)).stdout;
+    assert.match(init, new RegExp(`advertiseAddress: "${cluster[0]!.replaceAll('.', '\\.')}"`), "kubeadm init's advertiseAddress");
+    assert.match(init, new RegExp(`name: "node-ip"\\n\\s+value: "${cluster[0]!.replaceAll('.', '\\.')}"|value: "${cluster[0]!.replaceAll('.', '\\.')}"`), "kubeadm init's kubeletExtraArgs node-ip");
+    // flanneld's interface, as the stub kubectl worked it out from the applied DaemonSet: eth1, the cluster NIC
+    assert.match((await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout, new RegExp(`kubectl flanneld-interface eth1 ${cluster[0]!.replaceAll('.', '\\.')}\\n`));
+    assert.match((await l.ssh(1, 'cat /etc/kube-bundle/kube-flannel.yml')).stdout, /name: FLANNELD_IFACE\n\s+valueFrom:\n\s+fieldRef:\n\s+fieldPath: status\.hostIP/);
     for (const i of [1, 2, 3]) {
       // containerd's own view of the config install wrote: the 1.x format, systemd cgroups, the bundled pause image
       const dump = (await l.ssh(i, 'containerd config dump')).stdout;

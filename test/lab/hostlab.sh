@@ -10,7 +10,8 @@
 #   sudo ./hostlab.sh status              # exit 0 all hosts running, 1 broken/partial lab, 3 no lab
 #   sudo ./hostlab.sh down                # stops hosts, removes overlays/netns/cgroups/processes; keeps the cached base rootfs
 #   sudo ./hostlab.sh clean               # down + delete the cached base rootfs and the lab ssh key
-# Env: LAB (state dir, default /var/tmp/kube-bundle-lab), NET (first three octets, default 10.77.0), SUITE (bookworm or
+# Env: LAB (state dir, default /var/tmp/kube-bundle-lab), NET (first three octets, default 10.77.0), NET2 (a second NIC
+# per host on it, see ip2_of), DEFAULT_ROUTE (0: none), SUITE (bookworm or
 # trixie, default bookworm), MIRROR (Debian archive for `base`, default: the one in the apt sources). One lab per
 # machine (fixed netns names, whatever the LAB): up/down/base/clean hold the flock $LOCK; a caller keeping the lab
 # across verbs (test/lab/lab.ts) passes its own locked fd of $LOCK as fd 9.
@@ -21,14 +22,19 @@
 set -euo pipefail
 PATH=/usr/local/sbin:/usr/sbin:/sbin:$PATH  # ip, debootstrap, chroot when run from a non-login environment
 LAB=${LAB:-/var/tmp/kube-bundle-lab}; NET=${NET:-10.77.0}; SUITE=${SUITE:-bookworm}; LABNS=hl-lab
+NET2=${NET2:-}; DEFAULT_ROUTE=${DEFAULT_ROUTE:-1}
 BASE=$LAB/base/rootfs; KEY=$LAB/keys/id_ed25519
 LOCK=/run/lock/hostlab.lock  # machine-wide, like the netns names
 CG=hostlab                   # cgroup, in every hierarchy systemd uses, holding every lab process (hosts + `exec`)
 SSHO=(-i "$KEY" -o UserKnownHostsFile="$LAB/known_hosts" -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=2)
 die() { echo "hostlab: $*" >&2; exit 1; }
 [[ $NET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "NET must be three octets like 10.77.0, got '$NET'"
+[ -z "$NET2" ] || [[ $NET2 =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ && $NET2 != "$NET" ]] || die "NET2 must be three octets other than NET's, got '$NET2'"
 [[ $SUITE =~ ^[a-z]+$ ]] || die "SUITE must be a Debian codename like bookworm or trixie, got '$SUITE'"
 ip_of() { echo "$NET.$((10 + $1))"; }
+# Network shapes of real sites: NET2 (three octets) gives every host a second NIC, eth1 = $NET2.(10+i) on bridge br1
+# (a cluster network beside the management one); DEFAULT_ROUTE=0 leaves the hosts without any default route.
+ip2_of() { echo "$NET2.$((10 + $1))"; }
 
 lock() {  # fd 9 already open on $LOCK = inherited from a caller that holds it; same open file, so flock succeeds
   if [ /proc/$$/fd/9 -ef "$LOCK" ]; then flock -n 9 || die "fd 9 is $LOCK but not locked by the caller"; return; fi
@@ -122,7 +128,13 @@ start_host() {  # start_host I N: overlay rootfs, netns + veth on br0, booted ns
   ip netns add "hl-$h"; ip -n "hl-$h" link set lo up      # veth created directly inside the two namespaces
   ip link add "$h" netns $LABNS type veth peer name eth0 netns "hl-$h"
   ip -n $LABNS link set "$h" master br0 up
-  ip -n "hl-$h" addr add "$ip/24" dev eth0; ip -n "hl-$h" link set eth0 up; ip -n "hl-$h" route add default via "$NET.1"
+  ip -n "hl-$h" addr add "$ip/24" dev eth0; ip -n "hl-$h" link set eth0 up
+  [ "$DEFAULT_ROUTE" = 0 ] || ip -n "hl-$h" route add default via "$NET.1"
+  if [ -n "$NET2" ]; then
+    ip link add "${h}b" netns $LABNS type veth peer name eth1 netns "hl-$h"
+    ip -n $LABNS link set "${h}b" master br1 up
+    ip -n "hl-$h" addr add "$(ip2_of "$i")/24" dev eth1; ip -n "hl-$h" link set eth1 up
+  fi
   # shellcheck disable=SC2054  # the commas are systemd-nspawn list syntax
   local args=(--boot --directory="$d/merged" --machine="$h" --uuid="$(printf '00000000-0000-4000-8000-%012d' "$i")"
     --network-namespace-path="/run/netns/hl-$h" --capability=CAP_NET_ADMIN,CAP_BPF --system-call-filter='@keyring bpf'
@@ -138,6 +150,7 @@ start_host() {  # start_host I N: overlay rootfs, netns + veth on br0, booted ns
     </dev/null >>"$d/console.log" 2>&1 9>&- &
   echo "$ip" >> "$LAB/hosts.txt"
   echo "$ip $(cut -d' ' -f1,2 "$d/merged/etc/ssh/ssh_host_ed25519_key.pub")" >> "$LAB/known_hosts"
+  [ -z "$NET2" ] || echo "$(ip2_of "$i") $(cut -d' ' -f1,2 "$d/merged/etc/ssh/ssh_host_ed25519_key.pub")" >> "$LAB/known_hosts"
 }
 
 wait_ssh() {  # poll each host's sshd, 30 s per host at most
@@ -158,6 +171,9 @@ up() {
   fake_modules
   ip netns add $LABNS; ip -n $LABNS link set lo up
   ip -n $LABNS link add br0 type bridge; ip -n $LABNS addr add "$NET.1/24" dev br0; ip -n $LABNS link set br0 up
+  if [ -n "$NET2" ]; then
+    ip -n $LABNS link add br1 type bridge; ip -n $LABNS addr add "$NET2.1/24" dev br1; ip -n $LABNS link set br1 up
+  fi
   # hl-lab routes nothing beyond br0; as a (forwarding) router it answers "network unreachable", so a host's connect
   # to the internet fails in ~1 s instead of hanging for minutes. The kernel still sends such errors at ~1/s per host
   # (net.ipv4.route.error_cost, global: left alone); icmp_ratelimit is per netns and would drop most of them.

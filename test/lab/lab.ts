@@ -31,6 +31,8 @@ export interface LabHost {
   /** h1, h2, ... (also its hostname and its name in every host's /etc/hosts) */
   name: string;
   ip: string;
+  /** the address on the second NIC, with the net2 option */
+  ip2?: string;
   /** 1-based, as in the name and in `hostlab.sh ssh I`; the `i` that ssh()/copyTo() take */
   index: number;
   /** systemd units that failed during boot (the host came up "degraded"); empty when it came up "running" */
@@ -113,6 +115,10 @@ export interface StartLabOptions {
   labDir?: string;
   /** NET for hostlab.sh: the first three octets (default 10.77.0) */
   net?: string;
+  /** NET2 for hostlab.sh: a second NIC on every host (eth1, NET2.(10+i), bridge br1), as a cluster network */
+  net2?: string;
+  /** false: the hosts get no default route at all (an air-gapped site's usual shape) */
+  defaultRoute?: boolean;
   /** deps + base build + up; the base build (debootstrap) on a fresh machine takes minutes (default 15 min) */
   upTimeoutMs?: number;
   /** per host, for systemd to finish booting (default 60 s) */
@@ -271,7 +277,7 @@ class LabSession implements Lab {
     this.hostsFile = join(this.dir, 'hosts.txt');
     const net = opts.net ?? '10.77.0';
     this.bridgeIp = `${net}.1`;
-    this.env = { ...process.env, LAB: this.dir, NET: net, SUITE: opts.suite ?? 'bookworm' };
+    this.env = { ...process.env, LAB: this.dir, NET: net, SUITE: opts.suite ?? 'bookworm', NET2: opts.net2 ?? '', DEFAULT_ROUTE: opts.defaultRoute === false ? '0' : '1' };
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
     process.on('exit', this.onExit);
@@ -283,7 +289,7 @@ class LabSession implements Lab {
     this.hosts = readFileSync(this.hostsFile, 'utf8')
       .split('\n')
       .filter(Boolean)
-      .map((ip, k) => ({ name: `h${k + 1}`, ip, index: k + 1, failedUnits: [] }));
+      .map((ip, k) => ({ name: `h${k + 1}`, ip, index: k + 1, failedUnits: [], ...(this.opts.net2 ? { ip2: `${this.opts.net2}.${11 + k}` } : {}) }));
     if (this.hosts.length !== n) throw new Error(`${this.hostsFile}: ${this.hosts.length} hosts, expected ${n}`);
     await Promise.all(this.hosts.map((h) => this.waitBooted(h)));
   }
