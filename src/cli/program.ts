@@ -218,7 +218,8 @@ export function createProgram(): Command {
       const onSignal = () => interrupt.abort();
       process.once('SIGINT', onSignal);
       try {
-        const { formatSummary, install } = await import('../core/install/install.js');
+        const { install } = await import('../core/install/install.js');
+        const { formatSummary } = await import('../core/install/summary.js');
         const summary = await install({
           hostsFile: flags.hosts,
           bundle: flags.bundle,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { runPhases, type Phase, type PhaseEvent } from '../../src/core/install/phases.js';
+import { runPhases, type Phase, type PhaseEvent } from '../../src/core/install/phase-runner.js';
 
 interface FakeHost {
   name: string;

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { parseAllDocuments, parse } from 'yaml';
 import { parseKubeVersion } from '../../src/core/kube-version.js';
 import {
-  caCertHash, containerdConfig, fillTemplate, hostsToml, imagesOfManifest, kubeadmInitConfig, kubeadmJoinConfig, newBootstrapToken, newCertificateKey, renderFlannel,
+  caCertHash, fillTemplate, imagesOfManifest, kubeadmInitConfig, kubeadmJoinConfig, newBootstrapToken, newCertificateKey, renderFlannel,
 } from '../../src/core/install/render.js';
+import { containerdConfig, hostsToml } from '../../src/core/install/runtime/containerd.js';
 import { unpackedDebianPackage } from '../upstream/registry/debian-package.js';
 
 const v1323 = parseKubeVersion('v1.32.3');
