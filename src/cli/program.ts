@@ -60,6 +60,7 @@ interface ResetFlags {
   yes?: boolean;
   purge?: boolean;
   dryRun?: boolean;
+  concurrency: string;
   identity?: string;
   user: string;
   knownHosts: string;
@@ -254,6 +255,7 @@ export function createProgram(): Command {
     .option('--yes', 'do not ask for confirmation')
     .option('--purge', 'also remove the packages install added')
     .option('--dry-run', 'print what would be done, change nothing')
+    .option('--concurrency <n>', 'hosts worked on at once', '10')
     .action(async (flags: ResetFlags) => {
       const { reset } = await import('../core/install/reset.js');
       const result = await reset({
@@ -264,6 +266,7 @@ export function createProgram(): Command {
         purge: Boolean(flags.purge),
         dryRun: Boolean(flags.dryRun),
         confirmed: Boolean(flags.yes),
+        concurrency: positiveInt(flags.concurrency, '--concurrency'),
         log: (line) => process.stderr.write(line + '\n'),
       });
       if (!result.ok) throw new UserError(`reset failed on ${result.hosts.filter((h) => !h.ok).map((h) => h.host).join(', ')}`, 'fix the host and run reset again: it is safe to repeat');
