@@ -2,14 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BundleManifest } from '../../src/core/bundle/manifest.js';
 import {
-  checkHaOptions, haEndpoint, haPreflight, haproxyConfig, keepalivedConfig, linkProblems, parseLinks, planHa, upToDateCommand, virtualRouterId,
+  checkHaOptions, haEndpoint, haPreflight, haproxyConfig, keepalivedConfig, linkProblems, planHa, upToDateCommand, virtualRouterId,
   type HaCheckInput,
 } from '../../src/core/install/ha.js';
 import type { Listener } from '../../src/core/install/facts.js';
 import type { HostRole, HostSpec } from '../../src/core/install/hosts.js';
 import type { HaPlan, InstallHost } from '../../src/core/install/context.js';
 import { UserError } from '../../src/util/errors.js';
-import { testHost } from './helpers/install-host.js';
+import { parseLinks, testHost } from './helpers/install-host.js';
 
 const IP_ADDR = [
   '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever',

@@ -117,16 +117,6 @@ function inSubnet(address: string, link: InterfaceAddress): boolean {
   return networkOf(address, link.prefix) === networkOf(link.address, link.prefix);
 }
 
-/** `ip -o -4 addr show` output: one line per address, e.g. `2: eth0    inet 10.0.0.11/24 brd ... scope global eth0`. */
-export function parseLinks(output: string): InterfaceAddress[] {
-  const links: InterfaceAddress[] = [];
-  for (const line of output.split('\n')) {
-    const m = /^\d+:\s+([^\s@]+)\S*\s+inet\s+(\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(line);
-    if (m) links.push({ iface: m[1]!, address: m[2]!, prefix: Number(m[3]) });
-  }
-  return links;
-}
-
 /**
  * The holder's link on the address's network: the interface holding the host's own address (as the hosts file
  * names it); for a host named by DNS, the interface whose subnet has the virtual address.

@@ -208,7 +208,3 @@ export const FLANNEL_IFACE = { name: FLANNEL_IFACE_ENV, valueFrom: { fieldRef: {
 function isFlanneld(container: { command?: unknown; args?: unknown }): boolean {
   return [container.command, container.args].some((list) => Array.isArray(list) && list.some((a) => typeof a === 'string' && (a.endsWith('/flanneld') || a === '--kube-subnet-mgr')));
 }
-
-export function imagesOfManifest(manifest: string): string[] {
-  return [...new Set([...manifest.matchAll(/^\s*image:\s*["']?([^\s"']+)/gm)].map((m) => m[1] as string))];
-}

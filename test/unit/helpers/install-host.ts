@@ -2,6 +2,7 @@
 import type { HostConnection, InstallHost } from '../../../src/core/install/context.js';
 import type { Facts } from '../../../src/core/install/facts.js';
 import type { HostSpec } from '../../../src/core/install/hosts.js';
+import type { InterfaceAddress } from '../../../src/core/install/validate.js';
 
 /** A Debian 12 amd64 host with room to spare and nothing installed; `over` changes what a test is about. */
 export function testFacts(over: Partial<Facts> = {}): Facts {
@@ -41,3 +42,12 @@ export function testHost(spec: HostSpec, name: string, facts: Partial<Facts> = {
   return { spec, label, name, ip: spec.address, conn: noConnection(label), facts: testFacts(facts) };
 }
 
+/** A host's addresses from `ip -o -4 addr show` output, one line per address: `2: eth0    inet 10.0.0.11/24 brd ...`. */
+export function parseLinks(output: string): InterfaceAddress[] {
+  const links: InterfaceAddress[] = [];
+  for (const line of output.split('\n')) {
+    const m = /^\d+:\s+([^\s@]+)\S*\s+inet\s+(\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(line);
+    if (m) links.push({ iface: m[1]!, address: m[2]!, prefix: Number(m[3]) });
+  }
+  return links;
+}
