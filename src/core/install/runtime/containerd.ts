@@ -11,8 +11,8 @@ import { renderTemplate } from '../render.js';
 import { kubeadmResetCommand } from '../resume.js';
 import type { ContainerRuntime, RuntimeInputs } from './types.js';
 
-export const CONTAINERD_SOCKET = 'unix:///run/containerd/containerd.sock';
-export const CERTS_D = '/etc/containerd/certs.d';
+const CONTAINERD_SOCKET = 'unix:///run/containerd/containerd.sock';
+const CERTS_D = '/etc/containerd/certs.d';
 
 /** containerd 1.x reads config version 2; 2.x reads version 3 (and still 2, but 3 is its own). */
 export function containerdConfig(containerdMajor: number, sandboxImage: string): string {

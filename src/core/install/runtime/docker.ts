@@ -15,7 +15,7 @@ import { renderTemplate } from '../render.js';
 import { kubeadmResetCommand } from '../resume.js';
 import type { ContainerRuntime, RuntimeInputs } from './types.js';
 
-export const CRI_DOCKERD_SOCKET = 'unix:///var/run/cri-dockerd.sock';
+const CRI_DOCKERD_SOCKET = 'unix:///var/run/cri-dockerd.sock';
 
 const DOCKER_DAEMON_JSON = '/etc/docker/daemon.json';
 /** daemon.json as install computed it, handed to setup-docker.sh, which installs it (see that script) */
