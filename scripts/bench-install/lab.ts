@@ -11,7 +11,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InstallSummary } from '../../src/core/install/install.js';
+import type { InstallSummary } from '../../src/core/install/summary.js';
 import { sha256File } from '../../src/util/digest.js';
 import { startLab, type Lab } from '../../test/lab/lab.js';
 import type { BenchBundle } from './bundles.js';

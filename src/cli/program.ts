@@ -60,6 +60,7 @@ interface ResetFlags {
   yes?: boolean;
   purge?: boolean;
   dryRun?: boolean;
+  concurrency: string;
   identity?: string;
   user: string;
   knownHosts: string;
@@ -218,7 +219,8 @@ export function createProgram(): Command {
       const onSignal = () => interrupt.abort();
       process.once('SIGINT', onSignal);
       try {
-        const { formatSummary, install } = await import('../core/install/install.js');
+        const { install } = await import('../core/install/install.js');
+        const { formatSummary } = await import('../core/install/summary.js');
         const summary = await install({
           hostsFile: flags.hosts,
           bundle: flags.bundle,
@@ -253,6 +255,7 @@ export function createProgram(): Command {
     .option('--yes', 'do not ask for confirmation')
     .option('--purge', 'also remove the packages install added')
     .option('--dry-run', 'print what would be done, change nothing')
+    .option('--concurrency <n>', 'hosts worked on at once', '10')
     .action(async (flags: ResetFlags) => {
       const { reset } = await import('../core/install/reset.js');
       const result = await reset({
@@ -263,6 +266,7 @@ export function createProgram(): Command {
         purge: Boolean(flags.purge),
         dryRun: Boolean(flags.dryRun),
         confirmed: Boolean(flags.yes),
+        concurrency: positiveInt(flags.concurrency, '--concurrency'),
         log: (line) => process.stderr.write(line + '\n'),
       });
       if (!result.ok) throw new UserError(`reset failed on ${result.hosts.filter((h) => !h.ok).map((h) => h.host).join(', ')}`, 'fix the host and run reset again: it is safe to repeat');

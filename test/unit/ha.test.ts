@@ -2,13 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { BundleManifest } from '../../src/core/bundle/manifest.js';
 import {
-  checkHaOptions, haEndpoint, haPreflight, haproxyConfig, keepalivedConfig, linkProblems, parseLinks, planHa, upToDateCommand, virtualRouterId,
-  type HaCheckInput, type HaPlan,
+  checkHaOptions, haEndpoint, haPreflight, haproxyConfig, keepalivedConfig, linkProblems, planHa, upToDateCommand, virtualRouterId,
+  type HaCheckInput,
 } from '../../src/core/install/ha.js';
 import type { Listener } from '../../src/core/install/facts.js';
 import type { HostRole, HostSpec } from '../../src/core/install/hosts.js';
-import type { InstallContext, Node } from '../../src/core/install/install.js';
+import type { HaPlan, InstallHost } from '../../src/core/install/context.js';
 import { UserError } from '../../src/util/errors.js';
+import { parseLinks, testHost } from './helpers/install-host.js';
 
 const IP_ADDR = [
   '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever',
@@ -21,17 +22,20 @@ const IP_ADDR = [
  * A host as install sees it; `answer` is `ip -o -4 addr show` and the kube-bundle configs found, as the facts hold
  * them; `listeners` who listens where, when the host can tell.
  */
-function node(address: string, role: HostRole, name: string, opts: { answer?: string; listening?: number[]; listeners?: Listener[] } = {}): Node {
+function node(address: string, role: HostRole, name: string, opts: { answer?: string; listening?: number[]; listeners?: Listener[] } = {}): InstallHost {
   const spec: HostSpec = { address, role, line: 1 };
   const answer = opts.answer ?? '';
-  const facts = {
+  return testHost(spec, name, {
     listening: opts.listening ?? [],
     listeners: opts.listeners ?? [],
     addresses: parseLinks(answer),
-    journal: [],
-    ours: { haproxyConfigured: answer.includes('/etc/haproxy/haproxy.cfg'), keepalivedConfigured: answer.includes('/etc/keepalived/keepalived.conf') },
-  };
-  return { spec, label: `${name} (${address})`, name, facts } as unknown as Node;
+    ours: {
+      registryConfigured: false,
+      registryActive: false,
+      haproxyConfigured: answer.includes('/etc/haproxy/haproxy.cfg'),
+      keepalivedConfigured: answer.includes('/etc/keepalived/keepalived.conf'),
+    },
+  });
 }
 
 function manifestWith(names: string[]): BundleManifest {
@@ -52,7 +56,7 @@ function checkInput(over: Partial<HaCheckInput> = {}): HaCheckInput {
 }
 
 /** A plan over these holders with their links filled in, as the preflight does. */
-function plannedOn(holders: Node[], vip = '10.77.0.100'): HaPlan {
+function plannedOn(holders: InstallHost[], vip = '10.77.0.100'): HaPlan {
   const plan = planHa(vip, holders);
   for (const h of plan.holders) plan.links.set(h, { iface: 'eth0', address: h.spec.address, prefix: 24 });
   return plan;
@@ -111,7 +115,7 @@ test('the preflight names every holder with a problem, records each holder\'s li
   const h2 = node('10.77.0.12', 'control-plane', 'h2', { answer: answer('10.77.0.12'), listening: [8443] });
   const h3 = node('10.77.0.13', 'control-plane', 'h3', { answer: answer('10.77.0.13', '/etc/haproxy/haproxy.cfg\n'), listening: [8443] });
   const plan = planHa('10.77.0.100', [h1, h2, h3]);
-  const problems = await haPreflight({ ha: plan } as unknown as InstallContext);
+  const problems = await haPreflight({ ha: plan });
   assert.deepEqual(problems, ['h2 (10.77.0.12): port 8443 (haproxy\'s, for the control-plane address) already in use']);
   assert.deepEqual(plan.links.get(h3), { iface: 'eth0', address: '10.77.0.13', prefix: 24 });
 
@@ -119,14 +123,14 @@ test('the preflight names every holder with a problem, records each holder\'s li
   const h4 = node('10.77.0.14', 'control-plane', 'h4', { answer: answer('10.77.0.14', '/etc/haproxy/haproxy.cfg\n'), listening: [8443], listeners: [{ port: 8443, process: 'nginx', pid: 77, unit: 'nginx.service' }] });
   const h5 = node('10.77.0.15', 'control-plane', 'h5', { answer: answer('10.77.0.15', '/etc/haproxy/haproxy.cfg\n'), listening: [8443], listeners: [{ port: 8443, process: 'haproxy', pid: 78, unit: 'haproxy.service' }] });
   const h6 = node('10.77.0.16', 'control-plane', 'h6', { answer: answer('10.77.0.16'), listening: [8443], listeners: [{ port: 8443, process: 'haproxy', pid: 79, unit: 'haproxy.service' }] });
-  assert.deepEqual(haPreflight({ ha: planHa('10.77.0.100', [h4, h5, h6]) } as unknown as InstallContext), [
+  assert.deepEqual(haPreflight({ ha: planHa('10.77.0.100', [h4, h5, h6]) }), [
     'h4 (10.77.0.14): port 8443 (haproxy\'s, for the control-plane address) already in use by nginx (pid 77, nginx.service)',
     'h6 (10.77.0.16): port 8443 (haproxy\'s, for the control-plane address) already in use by haproxy (pid 79, haproxy.service)',
   ]);
 
   const elsewhere = planHa('10.78.0.100', [h1]);
-  assert.match((await haPreflight({ ha: elsewhere } as unknown as InstallContext)).join(), /^h1 \(10\.77\.0\.11\): --vip 10\.78\.0\.100 is not in eth0's subnet/);
-  assert.deepEqual(await haPreflight({} as InstallContext), [], 'nothing to check without --vip');
+  assert.match((await haPreflight({ ha: elsewhere })).join(), /^h1 \(10\.77\.0\.11\): --vip 10\.78\.0\.100 is not in eth0's subnet/);
+  assert.deepEqual(await haPreflight({}), [], 'nothing to check without --vip');
 });
 
 test('the configs count as up to date only once setup-lb.sh recorded that both services were reloaded with them', () => {
@@ -167,7 +171,7 @@ test('keepalived: priorities by host order, unicast to the other holders, the ad
   assert.match(first, /^\s+interface eth0$/m);
   assert.match(first, /^\s+virtual_router_id 100$/m);
   assert.match(first, /^\s+state BACKUP\n\s+nopreempt$/m);
-  assert.match(first, /script "\/bin\/systemctl is-active --quiet haproxy\.service"/);
+  assert.match(first, /script "\/usr\/bin\/systemctl is-active --quiet haproxy\.service"/);
   assert.match(first, /track_script \{\n\s+kube_bundle_haproxy\n/);
 
   const alone = plannedOn([holders[0]!]);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatSummary, type InstallSummary } from '../../src/core/install/install.js';
+import { formatSummary, type InstallSummary } from '../../src/core/install/summary.js';
 
 const base: InstallSummary = {
   ok: true, dryRun: false, changed: true, cancelled: false,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn, setTimeout as delay } from 'node:timers/promises';
-import { runPhases, type Phase, type PhaseEvent } from '../../src/core/install/phases.js';
+import { runPhases, type Phase, type PhaseEvent } from '../../src/core/install/phase-runner.js';
 
 interface FakeHost {
   name: string;
@@ -91,23 +91,20 @@ test('a failing host does not stop the others in its phase; later phases are not
         },
       }),
       phase('init'),
-      phase('disconnect', { independent: true }),
     ],
     all,
     { ctx, concurrency: 1 },
   );
   assert.equal(result.ok, false);
   assert.equal(result.cancelled, false);
-  const [install, init, disconnect] = result.phases;
+  const [install, init] = result.phases;
   assert.equal(install?.status, 'failed');
   assert.deepEqual(statuses(install!), { cp1: 'ok', w1: 'failed', w2: 'ok' });
   assert.equal(install?.hosts[1]?.error, boom);
   assert.equal(install?.hosts[0]?.error, undefined);
   assert.equal(init?.status, 'not-run');
   assert.deepEqual(statuses(init!), { cp1: 'not-run', w1: 'not-run', w2: 'not-run' });
-  // the independent phase still runs, on every host
-  assert.equal(disconnect?.status, 'ok');
-  assert.deepEqual(ctx.log, ['install:cp1', 'install:w2', 'disconnect:cp1', 'disconnect:w1', 'disconnect:w2']);
+  assert.deepEqual(ctx.log, ['install:cp1', 'install:w2']);
 });
 
 test('a prepare that throws fails the phase without touching its hosts', async () => {
@@ -220,7 +217,7 @@ test('an already-aborted signal runs nothing', async () => {
   const controller = new AbortController();
   controller.abort();
   const ctx: Ctx = { log: [] };
-  const result = await runPhases([phase('a'), phase('b', { independent: true })], all, { ctx, signal: controller.signal });
+  const result = await runPhases([phase('a'), phase('b')], all, { ctx, signal: controller.signal });
   assert.deepEqual(ctx.log, []);
   assert.deepEqual(result.phases.map((p) => p.status), ['not-run', 'not-run']);
   assert.equal(result.cancelled, true);

@@ -7,11 +7,17 @@ import { join } from 'node:path';
 import { parseAllDocuments, parse } from 'yaml';
 import { parseKubeVersion } from '../../src/core/kube-version.js';
 import {
-  caCertHash, containerdConfig, fillTemplate, hostsToml, imagesOfManifest, kubeadmInitConfig, kubeadmJoinConfig, newBootstrapToken, newCertificateKey, renderFlannel,
+  caCertHash, fillTemplate, kubeadmInitConfig, kubeadmJoinConfig, newBootstrapToken, newCertificateKey, renderFlannel,
 } from '../../src/core/install/render.js';
+import { containerdConfig, hostsToml } from '../../src/core/install/runtime/containerd.js';
 import { unpackedDebianPackage } from '../upstream/registry/debian-package.js';
 
 const v1323 = parseKubeVersion('v1.32.3');
+
+/** The image references a rendered manifest names, each once. */
+function imagesOfManifest(manifest: string): string[] {
+  return [...new Set([...manifest.matchAll(/^\s*image:\s*["']?([^\s"']+)/gm)].map((m) => m[1] as string))];
+}
 
 test('templates: every placeholder needs a value and every value a placeholder', () => {
   assert.equal(fillTemplate('a {{x}} b', { x: '1' }, 't'), 'a 1 b');

@@ -15,10 +15,11 @@ import type { BundleManifest } from '../bundle/manifest.js';
 import { foreignPortsProblem, HAPROXY_CONFIG, KEEPALIVED_CONFIG } from './facts.js';
 import { ETC } from './host-paths.js';
 import type { HostSpec } from './hosts.js';
-import type { InstallContext, Node } from './install.js';
-import type { Phase } from './phases.js';
+import type { HaPlan, InstallContext, InstallHost } from './context.js';
+import type { Phase } from './phase-runner.js';
+import { installer } from './phases/steps.js';
 import { renderTemplate } from './render.js';
-import { isValidNodeName, NODE_NAME_RULE, shown } from './validate.js';
+import { isValidNodeName, NODE_NAME_RULE, shown, type InterfaceAddress } from './validate.js';
 
 /** haproxy's port on dedicated lb hosts: the API server's own */
 const LB_HOST_PORT = 6443;
@@ -36,22 +37,6 @@ const APPLIED_SUMS = `${STAGING_DIR}/applied.sha256`;
 /** the first holder's VRRP priority; each next one in the hosts file gets one less */
 const TOP_PRIORITY = 150;
 const VIP_WAIT_SECONDS = 60;
-
-/** An IPv4 address on a host's interface, from `ip -o -4 addr show`. */
-export interface Link {
-  iface: string;
-  address: string;
-  prefix: number;
-}
-
-export interface HaPlan {
-  vip: string;
-  port: number;
-  /** the hosts that run haproxy and keepalived, in hosts-file order (which sets their VRRP priority) */
-  holders: Node[];
-  /** each holder's link on the address's network; filled by haPreflight */
-  links: Map<Node, Link>;
-}
 
 export interface HaCheckInput {
   vip: string | undefined;
@@ -88,7 +73,7 @@ export function checkHaOptions(input: HaCheckInput): void {
 }
 
 /** Who holds the address and on which port: lb hosts when there are any, else the control planes. */
-export function planHa(vip: string, nodes: Node[]): HaPlan {
+export function planHa(vip: string, nodes: InstallHost[]): HaPlan {
   const lbs = nodes.filter((n) => n.spec.role === 'lb');
   return {
     vip,
@@ -110,18 +95,8 @@ export function describeHa(plan: HaPlan): string {
 }
 
 /** Does this host run haproxy and keepalived? */
-export function isHaHolder(ctx: InstallContext, host: Node): boolean {
+export function isHaHolder(ctx: InstallContext, host: InstallHost): boolean {
   return ctx.ha?.holders.includes(host) ?? false;
-}
-
-/** `ip -o -4 addr show` output: one line per address, e.g. `2: eth0    inet 10.0.0.11/24 brd ... scope global eth0`. */
-export function parseLinks(output: string): Link[] {
-  const links: Link[] = [];
-  for (const line of output.split('\n')) {
-    const m = /^\d+:\s+([^\s@]+)\S*\s+inet\s+(\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(line);
-    if (m) links.push({ iface: m[1]!, address: m[2]!, prefix: Number(m[3]) });
-  }
-  return links;
 }
 
 function ipv4ToInt(address: string): number {
@@ -133,12 +108,12 @@ function networkOf(address: string, prefix: number): number {
   return Math.floor(ipv4ToInt(address) / size) * size;
 }
 
-function cidr(link: Link): string {
+function cidr(link: InterfaceAddress): string {
   const n = networkOf(link.address, link.prefix);
   return `${[24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.')}/${link.prefix}`;
 }
 
-function inSubnet(address: string, link: Link): boolean {
+function inSubnet(address: string, link: InterfaceAddress): boolean {
   return networkOf(address, link.prefix) === networkOf(link.address, link.prefix);
 }
 
@@ -146,13 +121,13 @@ function inSubnet(address: string, link: Link): boolean {
  * The holder's link on the address's network: the interface holding the host's own address (as the hosts file
  * names it); for a host named by DNS, the interface whose subnet has the virtual address.
  */
-function holderLink(links: Link[], hostAddress: string, vip: string): Link | undefined {
+function holderLink(links: InterfaceAddress[], hostAddress: string, vip: string): InterfaceAddress | undefined {
   const own = links.filter((l) => l.address !== vip && l.iface !== 'lo');
   return isIPv4(hostAddress) ? own.find((l) => l.address === hostAddress) : own.find((l) => inSubnet(vip, l));
 }
 
 /** Problems with the virtual address on one holder; empty when it can hold it. */
-export function linkProblems(links: Link[], hostAddress: string, vip: string, ours: boolean): string[] {
+export function linkProblems(links: InterfaceAddress[], hostAddress: string, vip: string, ours: boolean): string[] {
   const link = holderLink(links, hostAddress, vip);
   if (!link) {
     return [isIPv4(hostAddress) ? `no interface has the address ${hostAddress} (ip -o -4 addr show)` : `no interface is on the network of --vip ${vip}`];
@@ -175,7 +150,7 @@ export function linkProblems(links: Link[], hostAddress: string, vip: string, ou
  * address not already taken (unless by kube-bundle's keepalived), haproxy's port free (unless kube-bundle's haproxy
  * holds it). Returns the problems, one line each naming the host.
  */
-export function haPreflight(ctx: InstallContext): string[] {
+export function haPreflight(ctx: Pick<InstallContext, 'ha'>): string[] {
   const plan = ctx.ha;
   if (!plan) return [];
   return plan.holders.flatMap((host) => {
@@ -217,13 +192,13 @@ export function haproxyConfig(plan: HaPlan, backends: Backend[]): string {
   });
 }
 
-function linkOf(plan: HaPlan, holder: Node): Link {
+function linkOf(plan: HaPlan, holder: InstallHost): InterfaceAddress {
   const link = plan.links.get(holder);
   if (!link) throw new Error(`${holder.label}: its interface for ${plan.vip} is not known (the preflight did not run on it)`);
   return link;
 }
 
-export function keepalivedConfig(plan: HaPlan, holder: Node): string {
+export function keepalivedConfig(plan: HaPlan, holder: InstallHost): string {
   const link = linkOf(plan, holder);
   const peers = plan.holders.filter((h) => h !== holder).map((h) => linkOf(plan, h).address);
   // with no peer keepalived wants no unicast keywords (and would fall back to multicast with a warning)
@@ -240,7 +215,7 @@ export function keepalivedConfig(plan: HaPlan, holder: Node): string {
   });
 }
 
-function priorityOf(plan: HaPlan, holder: Node): number {
+function priorityOf(plan: HaPlan, holder: InstallHost): number {
   return TOP_PRIORITY - plan.holders.indexOf(holder);
 }
 
@@ -275,8 +250,9 @@ function waitForAddressCommand(plan: HaPlan): string {
  * added) or a service is not running, so a re-run converges and otherwise changes nothing. Before kubeadm init:
  * init and the joins already go through the address.
  */
-export function haPhase(setupScript: (ctx: InstallContext) => string): Phase<Node, InstallContext> {
-  const configs = (host: Node, ctx: InstallContext) => {
+export function haPhase(): Phase<InstallHost, InstallContext> {
+  const setupScript = (ctx: InstallContext) => installer(ctx, 'setup-lb.sh');
+  const configs = (host: InstallHost, ctx: InstallContext) => {
     const plan = ctx.ha!;
     return { plan, haproxy: haproxyConfig(plan, backendsOf(ctx)), keepalived: keepalivedConfig(plan, host) };
   };
@@ -323,7 +299,7 @@ const API_WAIT_SECONDS = 120;
  * init (none listened yet) and takes a few seconds of checks to bring the first one back; whatever runs next
  * (flannel, the joins) goes through the address. Skipped, as unchanged, when it answers at once.
  */
-export function haApiPhase(): Phase<Node, InstallContext> {
+export function haApiPhase(): Phase<InstallHost, InstallContext> {
   return {
     title: 'Wait for the API server through the control-plane address',
     hosts: (_all, ctx) => (ctx.ha ? [ctx.firstControlPlane] : []),

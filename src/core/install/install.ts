@@ -2,117 +2,30 @@
  * `bundle install`: from a verified bundle to a running cluster, over SSH, with nothing from the internet.
  *
  * Before anything changes: the bundle is verified here, every host is connected to and examined, and every
- * problem of every host is reported together. Then an ordered list of phases (see phases.ts) runs, each host of
- * a phase in parallel. Each host keeps a journal of the phases done on it, so a re-run resumes where a failure
+ * problem of every host is reported together. Then the install's phases run, in the order phases/index.ts lists
+ * them, each host of a phase in parallel. Each host keeps a journal of the phases done on it, so a re-run resumes where a failure
  * stopped, changes nothing after a success, and joins a host newly added to the hosts file without touching
  * the rest.
  */
 import { stat } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
-import type { BundleManifest } from '../bundle/manifest.js';
 import { manifestFile } from '../bundle/paths.js';
 import { assertBundleVerified } from '../bundle/verify.js';
-import { loadTarget, type Runtime } from '../definitions.js';
-import { parseKubeVersion, type KubeVersion } from '../kube-version.js';
-import { connect, type Connection } from '../ssh/connection.js';
+import { loadTarget } from '../definitions.js';
+import { parseKubeVersion } from '../kube-version.js';
+import type { Connection } from '../ssh/connection.js';
 import { Secrets, shQuote } from '../ssh/command.js';
-import { gatherFacts, preflightProblems, type Facts } from './facts.js';
-import { checkHaOptions, describeHa, haEndpoint, haPreflight, planHa, type HaPlan } from './ha.js';
+import { connectToHost, specLabel } from './connect.js';
+import type { InstallContext, InstallHost, InstallOptions } from './context.js';
+import { gatherFacts, preflightProblems } from './facts.js';
+import { checkHaOptions, describeHa, haEndpoint, haPreflight, planHa } from './ha.js';
 import { isValidNodeName, readHostsFile, type HostSpec } from './hosts.js';
 import { checkNetworkFlags, formatEndpoint, nodeAddressProblems, parseEndpoint, parseIp } from './validate.js';
-import { osFor, type HostOS } from './os.js';
-import { CHECK_BUNDLE_PHASE, installPhases } from './phases-install.js';
+import { osFor } from './os.js';
+import { runPhases } from './phase-runner.js';
+import { installPhases } from './phases/index.js';
 import { checkClusterSettings } from './settings.js';
-import { runPhases, type PhaseEvent, type RunResult } from './phases.js';
-
-export interface InstallOptions {
-  hostsFile: string;
-  bundle?: string;
-  pubkey?: string;
-  allowUnsigned: boolean;
-  identity?: string;
-  user: string;
-  knownHosts: string;
-  acceptNewHostKeys: boolean;
-  runtime: Runtime;
-  podCidr: string;
-  serviceCidr: string;
-  controlPlaneEndpoint?: string;
-  /** a virtual address for the control-plane endpoint, held by keepalived, served by haproxy (ha.ts) */
-  vip?: string;
-  registryPort: number;
-  concurrency: number;
-  dryRun: boolean;
-  signal?: AbortSignal;
-  /** one line per host per phase, and what the install says along the way */
-  log(line: string): void;
-}
-
-/** One host of the install. */
-export interface Node {
-  spec: HostSpec;
-  /** "h1 (10.77.0.11)": how every message names the host */
-  label: string;
-  conn: Connection;
-  facts: Facts;
-  /** the Kubernetes node name: name= from the hosts file, else the host's own name */
-  name: string;
-  /**
-   * the node's IPv4 address: the hosts-file address, or what its DNS name resolves to on the host itself (empty
-   * when it does not: refused in preflight). kubeadm's advertiseAddress, the kubelet's --node-ip, /etc/hosts.
-   */
-  ip: string;
-}
-
-export interface ClusterSecrets {
-  token: string;
-  certificateKey: string;
-}
-
-/** Everything the phases share. */
-export interface InstallContext {
-  options: InstallOptions;
-  bundleFile: string;
-  /** of the whole file, from the verify pass: each host checks its upload against it */
-  bundleSha256: string;
-  /** of SHA256SUMS, from the verify pass: each host checks its unpacked tree against it (bundle-on-host.ts) */
-  sumsSha256: string;
-  /** hosts whose unpacked bundle was checked in this run already */
-  bundleChecked: Set<Node>;
-  manifest: BundleManifest;
-  version: KubeVersion;
-  flannelManifest: string;
-  /** the signer's armored public key, installed as the apt keyring of the bundle's repository; undefined when unsigned */
-  signerKey: string | undefined;
-  os: HostOS;
-  nodes: Node[];
-  controlPlanes: Node[];
-  workers: Node[];
-  firstControlPlane: Node;
-  registryNode: Node;
-  /** host:port of the seeded registry, as every node reaches it */
-  registry: string;
-  /** host:port of the API server for joins */
-  endpoint: string;
-  /** the virtual control-plane address, with --vip */
-  ha?: HaPlan;
-  secrets: Secrets;
-  /** set by the init phase, or read back from the first control plane on a re-run */
-  cluster?: ClusterSecrets;
-  caCertHash?: string;
-}
-
-export interface InstallSummary {
-  ok: boolean;
-  dryRun: boolean;
-  changed: boolean;
-  cancelled: boolean;
-  nodes: { name: string; address: string; role: string }[];
-  kubeconfig: string;
-  phases: { title: string; status: string; seconds: number; hosts: { host: string; status: string; error?: string; plan?: string[] }[] }[];
-  seconds: number;
-}
-
+import { logEvent, summarize, type InstallSummary } from './summary.js';
 
 export async function install(given: InstallOptions): Promise<InstallSummary> {
   const started = Date.now();
@@ -155,7 +68,7 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
         arches: manifest.arches,
         bundleMiB: Math.ceil((await stat(bundleFile)).size / 2 ** 20),
         registryPort: options.registryPort,
-        registryLabel: ctx.registryNode.label,
+        registryLabel: ctx.registryHost.label,
         podCidr: options.podCidr,
         serviceCidr: options.serviceCidr,
       },
@@ -180,14 +93,11 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
 }
 
 /** Connect to every host at once; every host that cannot be reached is reported, and nothing is changed. */
-async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: Secrets): Promise<Node[]> {
+async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: Secrets): Promise<InstallHost[]> {
   const results = await Promise.allSettled(
-    specs.map(async (spec): Promise<Node> => {
-      const label = spec.name ? `${spec.name} (${spec.address})` : spec.address;
-      const conn = await connect(
-        { host: spec.address, port: spec.port ?? 22, user: spec.user ?? options.user, label, ...((spec.identity ?? options.identity) ? { identityFile: spec.identity ?? options.identity } : {}) },
-        { knownHostsFile: options.knownHosts, acceptNewHostKeys: options.acceptNewHostKeys, secrets },
-      );
+    specs.map(async (spec): Promise<InstallHost> => {
+      const label = specLabel(spec);
+      const conn = await connectToHost(spec, { ...options, secrets });
       try {
         const facts = await gatherFacts(conn);
         const ip = await resolveOnHost(conn, spec.address);
@@ -212,25 +122,25 @@ async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: S
 
 function buildContext(
   options: InstallOptions,
-  nodes: Node[],
+  nodes: InstallHost[],
   bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey'>,
 ): InstallContext {
   const controlPlanes = nodes.filter((n) => n.spec.role === 'control-plane');
   const firstControlPlane = controlPlanes[0];
   if (!firstControlPlane) throw new UserError(`${options.hostsFile} lists no control-plane host`);
-  const registryNode = nodes.find((n) => n.spec.role === 'registry') ?? firstControlPlane;
+  const registryHost = nodes.find((n) => n.spec.role === 'registry') ?? firstControlPlane;
   const ha = options.vip ? planHa(options.vip, nodes) : undefined;
   const endpoint = ha ? haEndpoint(ha) : options.controlPlaneEndpoint ? withPort(options.controlPlaneEndpoint, 6443) : `${hostForUrl(firstControlPlane.spec.address)}:6443`;
   return {
     options,
     ...bundle,
     version: parseKubeVersion(bundle.manifest.kubernetesVersion),
-    nodes,
+    hosts: nodes,
     controlPlanes,
     workers: nodes.filter((n) => n.spec.role === 'worker'),
     firstControlPlane,
-    registryNode,
-    registry: `${hostForUrl(registryNode.spec.address)}:${options.registryPort}`,
+    registryHost,
+    registry: `${hostForUrl(registryHost.spec.address)}:${options.registryPort}`,
     bundleChecked: new Set(),
     endpoint,
     ...(ha ? { ha } : {}),
@@ -263,73 +173,3 @@ async function findBundle(): Promise<string> {
     'name the bundle with --bundle <file>',
   );
 }
-
-function logEvent(event: PhaseEvent<Node>, log: (line: string) => void): void {
-  switch (event.type) {
-    case 'phase-start':
-      log(`• ${event.title}`);
-      break;
-    case 'host-end': {
-      const r = event.result;
-      const seconds = (r.durationMs / 1000).toFixed(1);
-      if (r.status === 'ok') log(`  ✓ ${r.host.label} (${seconds}s)`);
-      else if (r.status === 'skipped') log(`  – ${r.host.label}: already done`);
-      else if (r.status === 'failed') log(`  ✗ ${r.host.label}: ${(r.error as Error)?.message ?? r.error}`);
-      for (const line of r.plan ?? []) log(`    ${r.host.label}$ ${line}`);
-      break;
-    }
-    default:
-      break;
-  }
-}
-
-function summarize(ctx: InstallContext, result: RunResult<Node>, started: number): InstallSummary {
-  const changed = result.phases.some((p) => p.hosts.some((h) => h.status === 'ok' && !READ_ONLY_PHASES.has(p.title)));
-  return {
-    ok: result.ok,
-    dryRun: ctx.options.dryRun,
-    changed: changed && !ctx.options.dryRun,
-    cancelled: result.cancelled,
-    nodes: ctx.nodes.map((n) => ({ name: n.name, address: n.spec.address, role: n.spec.role })),
-    kubeconfig: `${ctx.firstControlPlane.label}:/etc/kubernetes/admin.conf (also /root/.kube/config there)`,
-    phases: result.phases.map((p) => ({
-      title: p.title,
-      status: p.status,
-      seconds: p.durationMs / 1000,
-      hosts: p.hosts.map((h) => ({
-        host: h.host.label,
-        status: h.status,
-        ...(h.error ? { error: ctx.secrets.redact((h.error as Error).message ?? String(h.error)) } : {}),
-        ...(h.plan ? { plan: h.plan } : {}),
-      })),
-    })),
-    seconds: (Date.now() - started) / 1000,
-  };
-}
-
-/** Phases that only look: they run every time and do not count as a change. */
-export const READ_ONLY_PHASES = new Set(['Check the cluster', CHECK_BUNDLE_PHASE]);
-
-export function formatSummary(s: InstallSummary): string {
-  const lines: string[] = [];
-  if (s.dryRun) {
-    lines.push('Dry run: nothing was changed.');
-    return lines.join('\n') + '\n';
-  }
-  const failed = s.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => ({ phase: p.title, ...h })));
-  if (s.ok) lines.push(s.changed ? 'Cluster installed.' : 'Nothing to do: every host is already as installed.');
-  else if (s.cancelled) lines.push('Install stopped (interrupted); run it again to resume.');
-  else lines.push(`Install failed on ${failed.length} host(s); run it again to resume after fixing:`);
-  for (const f of failed) lines.push(`  ${f.host} — ${f.phase}:\n    ${(f.error ?? '').split('\n').join('\n    ')}`);
-  lines.push('', 'Nodes:');
-  for (const n of s.nodes) lines.push(`  ${n.name.padEnd(20)} ${n.address.padEnd(16)} ${n.role}`);
-  lines.push('', `kubeconfig: ${s.kubeconfig}`, '', 'Time per phase:');
-  // phases with no host in this layout (no HA, one control plane) are left out
-  const phases = s.phases.filter((p) => p.hosts.length > 0 || p.status !== 'ok');
-  const width = Math.max(...phases.map((p) => p.title.length), 5);
-  const status = (p: InstallSummary['phases'][number]) => (p.status === 'ok' && p.hosts.every((h) => h.status === 'skipped') ? 'done before' : p.status);
-  for (const p of phases) lines.push(`  ${p.title.padEnd(width)}  ${status(p).padEnd(11)} ${p.seconds.toFixed(1)}s`);
-  lines.push(`  ${'total'.padEnd(width + 13)} ${s.seconds.toFixed(1)}s`);
-  return lines.join('\n') + '\n';
-}
-

@@ -5,25 +5,16 @@
  */
 import type { Runtime, TargetDef } from '../definitions.js';
 import type { HostRole } from './hosts.js';
-import type { Facts } from './facts.js';
 
 export interface HostOS {
-  readonly id: string;
-  /** does this host run the target the bundle was built for? */
-  matches(facts: Facts): boolean;
   /** the packages a host of this role installs from the bundle (their dependencies come along) */
   packages(role: HostRole, runtime: Runtime, options: { registryHere: boolean; ha: boolean }): string[];
   /** shell run before the packages: anything the distribution does that would block the cluster's ports */
   preparePorts(): string;
 }
 
-export class DebianOS implements HostOS {
-  readonly id: string = 'debian';
+class DebianOS implements HostOS {
   constructor(protected readonly target: TargetDef) {}
-
-  matches(facts: Facts): boolean {
-    return (facts.osId === this.id || facts.osIdLike.includes(this.id)) && facts.osVersion === this.target.version;
-  }
 
   packages(role: HostRole, runtime: Runtime, options: { registryHere: boolean; ha: boolean }): string[] {
     const p = this.target.packages;
@@ -41,9 +32,7 @@ export class DebianOS implements HostOS {
   }
 }
 
-export class UbuntuOS extends DebianOS {
-  override readonly id: string = 'ubuntu';
-
+class UbuntuOS extends DebianOS {
   /** ufw, when enabled, drops the API server's and kubelet's ports; the sites we replace turn it off. */
   override preparePorts(): string {
     return 'if command -v ufw >/dev/null && ufw status | grep -q "Status: active"; then ufw disable; fi';

@@ -31,19 +31,6 @@ export function renderTemplate(name: string, values: Record<string, string>): st
   return fillTemplate(readFileSync(file, 'utf8'), values, `manifests/${name}`);
 }
 
-export const CONTAINERD_SOCKET = 'unix:///run/containerd/containerd.sock';
-export const CRI_DOCKERD_SOCKET = 'unix:///var/run/cri-dockerd.sock';
-export const CERTS_D = '/etc/containerd/certs.d';
-
-/** containerd 1.x reads config version 2; 2.x reads version 3 (and still 2, but 3 is its own). */
-export function containerdConfig(containerdMajor: number, sandboxImage: string): string {
-  return renderTemplate(containerdMajor >= 2 ? 'containerd/config-v3.toml' : 'containerd/config-v2.toml', { sandboxImage });
-}
-
-export function hostsToml(upstream: string, registry: string, caFile: string): string {
-  return renderTemplate('containerd/hosts.toml', { upstream, registry, caFile });
-}
-
 /** kubeadm's config API: v1beta4 from 1.31 on, v1beta3 before (v1beta3 is gone in 1.36). */
 export function kubeadmApiVersion(version: KubeVersion): 'v1beta3' | 'v1beta4' {
   return version.minor >= 31 ? 'v1beta4' : 'v1beta3';
@@ -220,8 +207,4 @@ export const FLANNEL_IFACE = { name: FLANNEL_IFACE_ENV, valueFrom: { fieldRef: {
 
 function isFlanneld(container: { command?: unknown; args?: unknown }): boolean {
   return [container.command, container.args].some((list) => Array.isArray(list) && list.some((a) => typeof a === 'string' && (a.endsWith('/flanneld') || a === '--kube-subnet-mgr')));
-}
-
-export function imagesOfManifest(manifest: string): string[] {
-  return [...new Set([...manifest.matchAll(/^\s*image:\s*["']?([^\s"']+)/gm)].map((m) => m[1] as string))];
 }

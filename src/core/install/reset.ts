@@ -1,14 +1,16 @@
 /**
- * `bundle reset`: undo an install on every host of a hosts file, in parallel, so they can be installed again.
- * The host-side script travels on stdin: it needs nothing from the bundle, which may be gone.
+ * `bundle reset`: undo an install on every host of a hosts file, so they can be installed again. One phase of the
+ * install's runner (phase-runner.ts): the hosts in parallel up to --concurrency, a host that cannot be reached
+ * or fails a step reported alone while the others go on. The host-side script travels on stdin: it needs nothing from the bundle, which may be gone.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../util/errors.js';
 import { packageRoot } from '../../util/package-root.js';
-import { connect } from '../ssh/connection.js';
 import { Secrets } from '../ssh/command.js';
-import { readHostsFile } from './hosts.js';
+import { connectToHost, specLabel } from './connect.js';
+import { readHostsFile, type HostSpec } from './hosts.js';
+import { runPhases, type Phase } from './phase-runner.js';
 
 export interface ResetOptions {
   hostsFile: string;
@@ -19,6 +21,8 @@ export interface ResetOptions {
   dryRun: boolean;
   /** the operator said yes (--yes, or answered the prompt) */
   confirmed: boolean;
+  /** hosts reset at once (default 10, as install) */
+  concurrency?: number;
   log(line: string): void;
 }
 
@@ -39,6 +43,29 @@ export function resetCommand(purge: boolean): string {
   return purge ? 'bash -s -- --purge' : 'bash -s --';
 }
 
+interface ResetContext {
+  options: ResetOptions;
+  script: string;
+  secrets: Secrets;
+  /** what reset-host.sh printed, per host that finished */
+  output: Map<HostSpec, string>;
+}
+
+/** Connects, runs reset-host.sh, disconnects: a host that cannot be reached fails alone, as one that fails a step. */
+const resetPhase: Phase<HostSpec, ResetContext> = {
+  title: 'Reset the hosts',
+  async run(spec, ctx) {
+    const conn = await connectToHost(spec, { ...ctx.options, secrets: ctx.secrets });
+    try {
+      const r = await conn.run(resetCommand(ctx.options.purge), { stdin: ctx.script, timeoutMs: 10 * 60_000 });
+      ctx.output.set(spec, r.stdout.trim());
+    } finally {
+      await conn.close();
+    }
+  },
+  dryRun: () => [],
+};
+
 export async function reset(options: ResetOptions): Promise<ResetResult> {
   const specs = readHostsFile(options.hostsFile);
   const command = resetCommand(options.purge);
@@ -49,28 +76,24 @@ export async function reset(options: ResetOptions): Promise<ResetResult> {
   if (!options.confirmed) {
     throw new UserError(`reset removes Kubernetes from ${specs.length} host(s) in ${options.hostsFile}`, 'add --yes to go ahead (or --dry-run to see what it runs)');
   }
-  const script = resetScript();
-  const secrets = new Secrets();
-  const results = await Promise.all(
-    specs.map(async (spec) => {
-      const label = spec.name ? `${spec.name} (${spec.address})` : spec.address;
-      try {
-        const conn = await connect(
-          { host: spec.address, port: spec.port ?? 22, user: spec.user ?? options.user, label, ...((spec.identity ?? options.identity) ? { identityFile: spec.identity ?? options.identity } : {}) },
-          { knownHostsFile: options.knownHosts, secrets },
-        );
-        try {
-          const r = await conn.run(command, { stdin: script, timeoutMs: 10 * 60_000 });
-          options.log(`✓ ${label}`);
-          return { host: label, ok: true, output: r.stdout.trim() };
-        } finally {
-          await conn.close();
-        }
-      } catch (err) {
-        options.log(`✗ ${label}: ${(err as Error).message}`);
-        return { host: label, ok: false, output: (err as Error).message };
-      }
-    }),
-  );
-  return { ok: results.every((r) => r.ok), hosts: results };
+  const ctx: ResetContext = { options, script: resetScript(), secrets: new Secrets(), output: new Map() };
+  const result = await runPhases([resetPhase], specs, {
+    ctx,
+    concurrency: options.concurrency ?? 10,
+    onEvent: (e) => {
+      if (e.type !== 'host-end') return;
+      const label = specLabel(e.result.host);
+      if (e.result.status === 'ok') options.log(`✓ ${label}`);
+      else options.log(`✗ ${label}: ${errorMessage(e.result.error)}`);
+    },
+  });
+  const hosts = result.phases[0]!.hosts.map((h) => {
+    const ok = h.status === 'ok';
+    return { host: specLabel(h.host), ok, output: ok ? (ctx.output.get(h.host) ?? '') : errorMessage(h.error) };
+  });
+  return { ok: hosts.every((h) => h.ok), hosts };
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -5,7 +5,7 @@
  */
 import { UserError } from '../../util/errors.js';
 import { CLUSTER_SETTINGS } from './host-paths.js';
-import type { InstallContext } from './install.js';
+import type { InstallContext } from './context.js';
 
 export interface ClusterSettings {
   kubernetesVersion: string;

@@ -1,7 +1,9 @@
 /**
  * Remote command lines: POSIX shell quoting, the sudo/env wrapper, and redaction of secrets from anything that
- * is logged or put into an error message.
+ * is logged or put into an error message; and what running one takes and gives, for the connection and for what
+ * only needs to run commands (upload.ts).
  */
+import type { Readable } from 'node:stream';
 
 /** Quotes one word for a POSIX shell: 'it'\''s' */
 export function shQuote(word: string): string {
@@ -47,4 +49,28 @@ export class Secrets {
     for (const s of this.values) out = out.split(s).join('***');
     return out;
   }
+}
+
+export interface ExecOptions {
+  /** fed to the command's stdin, then EOF; the way to hand over secrets */
+  stdin?: string | Buffer | Readable;
+  /** environment for the command (visible in the host's process list: no secrets) */
+  env?: Record<string, string>;
+  /** stop the command on the host after this long and throw (its exit status 124 is taken as the timeout) */
+  timeoutMs?: number;
+}
+
+export interface ExecResult {
+  /** exit status; null when the command was killed by a signal */
+  code: number | null;
+  signal?: string;
+  stdout: string;
+  stderr: string;
+}
+
+/** What runs commands on a host: a Connection, or anything that stands in for one. */
+export interface RemoteShell {
+  /** how messages name the host */
+  readonly label: string;
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
 }

@@ -8,10 +8,9 @@
  *   await conn.close();
  */
 import { readFileSync } from 'node:fs';
-import type { Readable } from 'node:stream';
 import ssh2, { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { UserError } from '../../util/errors.js';
-import { Secrets, TIMEOUT_EXIT_CODE, wrapCommand } from './command.js';
+import { Secrets, TIMEOUT_EXIT_CODE, wrapCommand, type ExecOptions, type ExecResult } from './command.js';
 import { expandHome, knownKeyTypes, readKnownHosts, verifyHostKey } from './known-hosts.js';
 import { uploadFile, uploadSmallFile, type UploadOptions, type UploadResult } from './upload.js';
 
@@ -42,23 +41,6 @@ export interface SshOptions {
   secrets?: Secrets;
   /** receives every command run, redacted, as "label$ command" */
   log?(line: string): void;
-}
-
-export interface ExecOptions {
-  /** fed to the command's stdin, then EOF; the way to hand over secrets */
-  stdin?: string | Buffer | Readable;
-  /** environment for the command (visible in the host's process list: no secrets) */
-  env?: Record<string, string>;
-  /** stop the command on the host after this long and throw (its exit status 124 is taken as the timeout) */
-  timeoutMs?: number;
-}
-
-export interface ExecResult {
-  /** exit status; null when the command was killed by a signal */
-  code: number | null;
-  signal?: string;
-  stdout: string;
-  stderr: string;
 }
 
 /** A failed `run`: names host and command; the message ends with the last lines of stderr. */

@@ -11,8 +11,7 @@ import { stat } from 'node:fs/promises';
 import { Transform, pipeline } from 'node:stream';
 import { SHA256_HEX, sha256File } from '../../util/digest.js';
 import { UserError } from '../../util/errors.js';
-import { shQuote } from './command.js';
-import type { ExecOptions, ExecResult } from './connection.js';
+import { shQuote, type ExecOptions, type RemoteShell } from './command.js';
 
 export interface UploadOptions {
   /** expected sha256 (hex) of the file; computed from the local file when absent */
@@ -29,12 +28,6 @@ export interface UploadResult {
   /** bytes that were already on the host in a partial upload */
   resumedFrom: number;
   bytesSent: number;
-}
-
-/** What upload needs of a connection. */
-interface RemoteShell {
-  readonly label: string;
-  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
 }
 
 /** Runs one of the scripts below; a failure is described by what it was for, not by the script's text. */

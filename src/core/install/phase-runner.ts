@@ -1,8 +1,7 @@
 /**
  * The install runner, in the style of k0sctl: an install is a list of phases run in order; within a phase the
  * hosts are worked on in parallel (up to a limit). A host that fails does not stop the other hosts of its phase,
- * but the phases after it do not start (except those marked `independent`, e.g. "disconnect" or "collect logs"),
- * so the cluster is never built on top of a broken step.
+ * but the phases after it do not start, so the cluster is never built on top of a broken step.
  *
  * Pure control flow: phases and hosts are whatever the caller says; nothing here knows about SSH.
  */
@@ -20,8 +19,6 @@ export interface Phase<H, C> {
   run(host: H, ctx: C, signal: AbortSignal): Promise<void>;
   /** what `run` would do on this host, one line per action, changing nothing */
   dryRun(host: H, ctx: C): Promise<string[]> | string[];
-  /** run even when an earlier phase failed (and on all its hosts) */
-  independent?: boolean;
 }
 
 export type HostStatus = 'ok' | 'skipped' | 'failed' | 'not-run';
@@ -141,7 +138,7 @@ export async function runPhases<H, C>(phases: readonly Phase<H, C>[], hosts: rea
   let failed = false;
   for (const phase of phases) {
     const phaseHosts = phase.hosts ? phase.hosts(hosts, opts.ctx) : hosts;
-    if (signal.aborted || (failed && !phase.independent)) {
+    if (signal.aborted || failed) {
       results.push(notRun(phase.title, phaseHosts));
       continue;
     }
