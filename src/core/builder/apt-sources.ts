@@ -14,7 +14,8 @@ import { decompressIndexFile, packagesIndexPath, parseRelease, pickIndexFile, as
 import { PackageIndex, scanSource, SourceScan, type PackageRecord, type PackageSource, type ScannedRecord } from '../apt/index.js';
 import { StreamingScan } from '../apt/stream-scan.js';
 import type { BlobCache } from '../cache.js';
-import { discard, isTransientStatus, TransientError, type Fetcher, type FetchResult } from '../fetch.js';
+import type { Fetcher, FetchResult } from '../fetch.js';
+import { discard, isTransientStatus, TransientError } from '../http.js';
 import { resolveUrl, shownUrl, type Mirrors } from '../mirror.js';
 import { fingerprintOf, readPublicKey, verifyCleartext } from '../pgp.js';
 import { SHA256_HEX, sha256Of } from '../../util/digest.js';

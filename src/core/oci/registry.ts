@@ -18,16 +18,8 @@
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
-import {
-  type FetchResult,
-  type Fetcher,
-  type HttpResponse,
-  TransientError,
-  discard,
-  hintForStatus,
-  isTransientStatus,
-  readSmallBody,
-} from '../fetch.js';
+import type { FetchResult, Fetcher } from '../fetch.js';
+import { type HttpResponse, TransientError, discard, hintForStatus, isTransientStatus, readSmallBody } from '../http.js';
 import { RegistryAuth } from './auth.js';
 import {
   type Descriptor,
