@@ -66,7 +66,7 @@ export async function runVerifyBench(args: readonly string[]): Promise<void> {
     });
 
     const { createHash } = await import('node:crypto');
-    const { readMembers } = await import('../../src/core/bundle/members.js');
+    const { readMembers } = await import('../../test/helpers/bundle-members.js');
     const sums = (await readMembers(bundle, ['SHA256SUMS'])).get('SHA256SUMS')!;
     const onHost = { tar: bundle, dir: join(dir, 'unpacked'), sumsSha256: createHash('sha256').update(sums).digest('hex'), signed: true };
     const plainDir = join(dir, 'plain');

@@ -255,7 +255,7 @@ function pullScope(repo: Repo): string {
 }
 
 /** Choose one child manifest per requested platform; attestations (unknown/unknown) are never candidates. */
-export function selectPlatforms(index: ImageIndex, platforms: Platform[], reference: string): Descriptor[] {
+function selectPlatforms(index: ImageIndex, platforms: Platform[], reference: string): Descriptor[] {
   const images = index.manifests.filter((d) => !isAttestation(d));
   const chosen: Descriptor[] = [];
   for (const wanted of platforms) {
