@@ -10,11 +10,11 @@
  * process leaves at most a partial behind and never a corrupt cache entry.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { syncFile, writeAtomically } from '../util/atomic-write.js';
 import { diskFullError } from '../util/errors.js';
 import { SHA256_HEX, sha256Of } from '../util/digest.js';
-
 
 export class BlobCache {
   readonly blobsDir: string;
@@ -55,12 +55,7 @@ export class BlobCache {
   async commit(verifiedFile: string, sha256Hex: string): Promise<string> {
     const target = this.blobPath(sha256Hex);
     try {
-      const handle = await open(verifiedFile, 'r+');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await syncFile(verifiedFile);
       await mkdir(this.blobsDir, { recursive: true });
       await rename(verifiedFile, target);
     } catch (err) {
@@ -76,10 +71,9 @@ export class BlobCache {
     if ((await this.sizeOf(hex)) === bytes.length) return hex;
     const tmp = await this.partialPath();
     try {
-      await writeFile(tmp, bytes);
-      await this.commit(tmp, hex);
+      await mkdir(this.blobsDir, { recursive: true });
+      await writeAtomically(this.blobPath(hex), bytes, { partial: tmp, sync: true });
     } catch (err) {
-      await rm(tmp, { force: true });
       throw diskFullError(err, tmp, 'the download cache');
     }
     return hex;
@@ -114,11 +108,9 @@ export class BlobCache {
     const entry = this.derivedEntry(kind, key);
     const tmp = await this.partialPath();
     try {
-      await writeFile(tmp, bytes);
       await mkdir(path.dirname(entry), { recursive: true });
-      await rename(tmp, entry);
+      await writeAtomically(entry, bytes, { partial: tmp });
     } catch (err) {
-      await rm(tmp, { force: true });
       throw diskFullError(err, tmp, 'the download cache');
     }
   }

@@ -1,55 +1,44 @@
 /**
- * Downloads into the content-addressed cache (see cache.ts), plus the HTTP plumbing the registry client shares.
- *
+ * Downloads into the content-addressed cache (see cache.ts), plus the HTTP plumbing the registry client shares. *
  * Guarantees:
  * - bodies are streamed to disk with backpressure; nothing ever holds a whole blob in memory;
  * - a download with a known sha256 resumes from its partial file with an HTTP Range request, restarts cleanly
  *   when the server ignores the range, and only a verified file (sha256 + size) is renamed into the cache;
- * - redirects are followed by hand, and credentials are dropped as soon as a redirect leaves the origin
- *   (scheme + host + port) they were meant for;
  * - network errors, timeouts and 5xx/429 answers are retried with backoff; every failure that reaches the
- *   operator is a UserError naming the artifact and the URL.
+ *   operator is a UserError naming the artifact and the URL;
+ * - at most `concurrency` downloads run at once, and simultaneous requests for the same content share one.
  *
- * HTTP goes through got (stream mode, with its redirect following, retries and decompression turned off: we
- * need to see each 3xx to strip credentials, and to count, hash and resume the exact bytes ourselves).
+ * The HTTP itself (redirects, the credential rule, timeouts) is http.ts's.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
-import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import got, { RequestError, TimeoutError } from 'got';
 import { digestHex } from '../util/digest.js';
 import { diskFullError, UserError } from '../util/errors.js';
+import { Limiter } from '../util/limiter.js';
 import { redactUrl, redactUrls } from '../util/redact.js';
 import { type BlobCache, FileWriter, isNotFound } from './cache.js';
-
-export interface Timeouts {
-  /** DNS lookup and TCP/TLS connect, each. */
-  connectMs: number;
-  /** Longest silence on an open connection, before or during the body. */
-  idleMs: number;
-}
+import {
+  asNetworkFailure,
+  contentLength,
+  discard,
+  hintForStatus,
+  isTransientStatus,
+  openUrl,
+  readSmallBody,
+  TransientError,
+  type HeaderMap,
+  type HeaderSource,
+  type HttpResponse,
+  type Timeouts,
+} from './http.js';
 
 export interface RetryPolicy {
   /** Total tries, the first one included. */
   attempts: number;
   /** Wait before the 2nd try; doubles for each further one. */
   baseDelayMs: number;
-}
-
-export type HeaderMap = Record<string, string>;
-/** Headers may be computed per attempt, e.g. to refresh a registry token that expired while queued. */
-export type HeaderSource = HeaderMap | (() => Promise<HeaderMap>);
-
-export interface HttpResponse {
-  /** The URL that answered (after redirects). */
-  url: string;
-  status: number;
-  headers: IncomingHttpHeaders;
-  /** Must be consumed or destroyed by the caller. */
-  body: Readable;
 }
 
 export interface Expected {
@@ -113,10 +102,6 @@ export interface FetcherOptions {
 
 const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 15_000, idleMs: 30_000 };
 const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 500 };
-const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const MAX_REDIRECTS = 10;
-/** Headers that carry a credential and so must never follow a redirect to another origin. */
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
 
 /** Content whose sha256 is not the one asked for: names what, where from, and both digests. */
 export class DigestMismatchError extends UserError {
@@ -128,122 +113,6 @@ export class DigestMismatchError extends UserError {
   ) {
     super(`${label}: ${redactUrl(url)} sent content with sha256 ${actual}, expected ${expected}`, 'the upstream or mirror served different bytes; the download was discarded');
     this.name = 'DigestMismatchError';
-  }
-}
-
-/** A failure worth another try: the network, a timeout, a 5xx/429, a bad resume. */
-export class TransientError extends Error {
-  override readonly name = 'TransientError';
-}
-
-/** GET/HEAD a URL, following redirects by hand; see the module comment for the credential rule. */
-export async function openUrl(
-  url: string,
-  options: { method?: 'GET' | 'HEAD'; headers?: HeaderMap; timeouts: Timeouts },
-): Promise<HttpResponse> {
-  let current = new URL(url);
-  let headers = { ...options.headers };
-  for (let hop = 0; ; hop++) {
-    const res = await openOnce(current, options.method ?? 'GET', headers, options.timeouts);
-    if (!REDIRECT_STATUSES.has(res.status)) return res;
-    res.body.destroy();
-    const location = res.headers.location;
-    if (!location) throw new UserError(`${redactUrl(current)} answered HTTP ${res.status} without a Location header (asked for ${redactUrl(url)})`);
-    if (hop >= MAX_REDIRECTS) throw new UserError(`more than ${MAX_REDIRECTS} redirects fetching ${redactUrl(url)}`);
-    const next = new URL(location, current);
-    checkRedirect(current, next);
-    if (next.origin !== current.origin) headers = withoutCredentials(headers);
-    current = next;
-  }
-}
-
-function openOnce(url: URL, method: 'GET' | 'HEAD', headers: HeaderMap, timeouts: Timeouts): Promise<HttpResponse> {
-  return new Promise((resolve, reject) => {
-    const stream = got.stream(url, {
-      method,
-      headers,
-      followRedirect: false,
-      throwHttpErrors: false,
-      decompress: false,
-      retry: { limit: 0 },
-      timeout: { lookup: timeouts.connectMs, connect: timeouts.connectMs, socket: timeouts.idleMs },
-    });
-    // Kept for the stream's life (a no-op once settled) so a late error never goes unhandled.
-    stream.on('error', (err) => reject(asNetworkFailure(err, url, timeouts)));
-    stream.once('response', (res: { statusCode: number; headers: IncomingHttpHeaders }) =>
-      resolve({ url: url.href, status: res.statusCode, headers: res.headers, body: stream }),
-    );
-  });
-}
-
-function withoutCredentials(headers: HeaderMap): HeaderMap {
-  return Object.fromEntries(Object.entries(headers).filter(([name]) => !CREDENTIAL_HEADERS.has(name.toLowerCase())));
-}
-
-/**
- * A redirect we refuse to follow: from https to plain http, which would hand the rest of the download (and its
- * integrity until the digest check, and any token in the new URL) to whoever sits on the network path. An http
- * mirror is fine when the operator names it (`--mirror`); a server must not downgrade on its own.
- */
-export function checkRedirect(from: URL, to: URL): void {
-  if (from.protocol === 'https:' && to.protocol !== 'https:') {
-    throw new UserError(
-      `${redactUrl(from)} redirects to ${redactUrl(to)}: refusing a redirect from https to ${to.protocol.replace(/:$/, '')}`,
-      'the server downgrades the connection; fix it, or name a plain-http source yourself with --mirror if that is really meant',
-    );
-  }
-}
-
-/** Turn got's errors into a TransientError whose message says what happened and where. */
-function asNetworkFailure(err: unknown, url: URL, timeouts: Timeouts): Error {
-  if (err instanceof TimeoutError) {
-    const what = err.event === 'socket' ? `no data for ${timeouts.idleMs} ms` : `${err.event} took over ${timeouts.connectMs} ms`;
-    return new TransientError(`timed out (${what}) talking to ${redactUrl(url)}`);
-  }
-  if (err instanceof RequestError) return new TransientError(`${err.code ?? 'network error'}: ${redactUrls(err.message)} (${redactUrl(url)})`);
-  return err instanceof Error ? err : new Error(String(err));
-}
-
-/** Read a small body (manifest, token, error document) into memory, refusing more than `limit` bytes. */
-export async function readSmallBody(res: HttpResponse, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      res.body.destroy();
-      throw new UserError(`${redactUrl(res.url)} sent more than ${limit} bytes where a small document was expected`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** Throw away a body we do not need, so the connection can be reused. */
-export function discard(res: HttpResponse): void {
-  res.body.resume();
-}
-
-/** 5xx and 429 are worth retrying; other failures are answers. */
-export function isTransientStatus(status: number): boolean {
-  return status >= 500 || status === 429;
-}
-
-/** Runs at most `limit` tasks at once, in arrival order. */
-class Limiter {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.running++;
-    try {
-      return await task();
-    } finally {
-      this.running--;
-      this.waiting.shift()?.();
-    }
   }
 }
 
@@ -567,17 +436,6 @@ async function resolveHeaders(source: HeaderSource | undefined): Promise<HeaderM
   return typeof source === 'function' ? source() : source;
 }
 
-function contentLength(res: HttpResponse): number | undefined {
-  const value = res.headers['content-length'];
-  return value === undefined ? undefined : Number(value);
-}
-
 function labelOf(request: FetchRequest): string {
   return request.label ?? redactUrl(request.url);
-}
-
-export function hintForStatus(status: number): string | undefined {
-  if (status === 401 || status === 403) return 'the server wants credentials or refuses this client; kube-bundle fetches anonymously';
-  if (status === 404) return 'the artifact does not exist there: check the version, the name and any --mirror';
-  return undefined;
 }

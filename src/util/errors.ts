@@ -17,7 +17,7 @@ export class UserError extends Error {
   }
 }
 
-export function isUserError(err: unknown): err is UserError {
+function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }
 

@@ -28,7 +28,7 @@ export function formatBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
-export function formatDuration(seconds: number): string {
+function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
   if (seconds < 60) return `${Math.round(seconds)}s`;
   const m = Math.floor(seconds / 60);
@@ -44,7 +44,7 @@ export function describeTransfer(done: number, total: number | undefined, elapse
   return text;
 }
 
-export const silentProgress: Progress = { step() {}, bytes() {}, info() {}, succeed() {}, fail() {} };
+const silentProgress: Progress = { step() {}, bytes() {}, info() {}, succeed() {}, fail() {} };
 
 /** ora (and what it loads) only for a terminal: logs and pipes, the way CI and scripts run it, start faster. */
 export async function createProgress(opts: { json?: boolean; stream?: NodeJS.WriteStream } = {}): Promise<Progress> {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { readMembers } from '../../src/core/bundle/members.js';
+import { readMembers } from '../helpers/bundle-members.js';
 import { MANIFEST_FILE } from '../../src/core/bundle/paths.js';
 import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
 import { stubKubeadmConfig } from '../helpers/host-secrets.js';

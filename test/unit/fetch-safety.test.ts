@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BlobCache } from '../../src/core/cache.js';
-import { checkRedirect, Fetcher } from '../../src/core/fetch.js';
+import { Fetcher } from '../../src/core/fetch.js';
+import { checkRedirect } from '../../src/core/http.js';
 import { UserError } from '../../src/util/errors.js';
 import { type TestServer, serveBytes, startHttpServer } from './helpers/fake-registry.js';
 

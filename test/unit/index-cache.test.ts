@@ -13,11 +13,12 @@ import { after, before, describe, it } from 'node:test';
 import { PackageIndex } from '../../src/core/apt/index.js';
 import { parseRelease, pickIndexFile } from '../../src/core/apt/release.js';
 import { resolveClosure } from '../../src/core/apt/solver.js';
-import { cachedResolution, IndexScans, resolutionKey, resolvedPackage, sourceIdentity, withPackageIndex, type ResolutionInputs, type ResolvedPackage, type VerifiedRepo } from '../../src/core/builder/apt-sources.js';
+import { cachedResolution, IndexScans, resolutionKey, resolvedPackage, sourceIdentity, type ResolutionInputs, type ResolvedPackage, type VerifiedRepo } from '../../src/core/builder/apt-sources.js';
 import { BlobCache } from '../../src/core/cache.js';
 import { Fetcher } from '../../src/core/fetch.js';
 import { parseMirrors } from '../../src/core/mirror.js';
 import { serveBytes, startHttpServer, type TestServer } from './helpers/fake-registry.js';
+import { withPackageIndex } from './helpers/package-index.js';
 
 const SHA = (c: string) => c.repeat(64);
 const PACKAGES = [

@@ -53,7 +53,7 @@ const FIELD_ORDER = [
 const INDEX_ADDED_FIELDS = new Set(['filename', 'size', 'md5sum', 'sha1', 'sha256', 'sha512']);
 
 /** Scan `repoDir` recursively for .deb files and describe each one for writeFlatRepo. */
-export async function scanDebs(repoDir: string): Promise<RepoPackage[]> {
+async function scanDebs(repoDir: string): Promise<RepoPackage[]> {
   const relativePaths = (await listDebs(repoDir, '')).sort();
   const packages: RepoPackage[] = [];
   for (const relative of relativePaths) {
@@ -116,7 +116,7 @@ export async function renderFlatRepo(
 }
 
 /** The Packages file: one stanza per deb, sorted by package, architecture, version and file name. `source` names the repository in errors. */
-export function renderPackages(packages: readonly RepoPackage[], source: string): string {
+function renderPackages(packages: readonly RepoPackage[], source: string): string {
   const sorted = [...packages].sort((a, b) => compareKeys(sortKey(a, source), sortKey(b, source)));
   return sorted.map((pkg) => formatStanza(indexStanza(pkg, source))).join('\n');
 }
@@ -182,7 +182,7 @@ export interface IndexFile {
 }
 
 /** The Release file: metadata plus the SHA256 of every index file, which is what apt checks after the signature. */
-export function renderRelease(files: readonly IndexFile[], architectures: readonly string[], options: Omit<FlatRepoOptions, 'signingKey'>): string {
+function renderRelease(files: readonly IndexFile[], architectures: readonly string[], options: Omit<FlatRepoOptions, 'signingKey'>): string {
   const header: Array<[string, string | undefined]> = [
     ['Origin', options.origin],
     ['Label', options.label],

@@ -14,7 +14,8 @@ import { decompressIndexFile, packagesIndexPath, parseRelease, pickIndexFile, as
 import { PackageIndex, scanSource, SourceScan, type PackageRecord, type PackageSource, type ScannedRecord } from '../apt/index.js';
 import { StreamingScan } from '../apt/stream-scan.js';
 import type { BlobCache } from '../cache.js';
-import { discard, isTransientStatus, TransientError, type Fetcher, type FetchResult } from '../fetch.js';
+import type { Fetcher, FetchResult } from '../fetch.js';
+import { discard, isTransientStatus, TransientError } from '../http.js';
 import { resolveUrl, shownUrl, type Mirrors } from '../mirror.js';
 import { fingerprintOf, readPublicKey, verifyCleartext } from '../pgp.js';
 import { SHA256_HEX, sha256Of } from '../../util/digest.js';
@@ -64,7 +65,7 @@ export interface ResolutionInputs {
 export type ResolvedPackage = Pick<PackageRecord, 'name' | 'version' | 'architecture' | 'source' | 'baseUrl' | 'filename' | 'size' | 'sha256' | 'stanza'>;
 
 /** GET a small document through the mirrors; a 404 is reported with `notFound` when given. */
-export async function getSmall(fetcher: Fetcher, mirrors: Mirrors, upstreamUrl: string, what: string, notFound?: () => UserError): Promise<Buffer> {
+async function getSmall(fetcher: Fetcher, mirrors: Mirrors, upstreamUrl: string, what: string, notFound?: () => UserError): Promise<Buffer> {
   const url = resolveUrl(mirrors, upstreamUrl);
   const shown = shownUrl(mirrors, upstreamUrl);
   return fetcher.withRetries(`${what} from ${shown}`, async () => {
@@ -138,28 +139,6 @@ export interface IndexHooks {
   onRecord?: (repo: number, scanned: ScannedRecord) => void;
   /** `repos[repo]` is downloaded, verified and scanned: every record of it has been seen */
   onRepoDone?: (repo: number) => void;
-}
-
-/**
- * Run `use` on the package index of `repos` (then `extra`, in that order: earlier sources win ties) for `arch`;
- * see IndexScans for how the indexes are read. Whatever `use` wants of the records' stanzas it must read before
- * it returns.
- */
-export async function withPackageIndex<T>(
-  fetcher: Fetcher,
-  mirrors: Mirrors,
-  repos: readonly VerifiedRepo[],
-  extra: readonly PackageSource[],
-  arch: string,
-  use: (index: PackageIndex) => T | Promise<T>,
-  hooks: IndexHooks = {},
-): Promise<T> {
-  const scans = new IndexScans(fetcher, mirrors, repos, arch, hooks);
-  try {
-    return await use(await scans.index(extra));
-  } finally {
-    await scans.dispose();
-  }
 }
 
 /**

@@ -31,7 +31,7 @@ export interface LockFile {
 
 const keyOf = (a: LockedArtifact) => `${a.kind} ${a.name} ${a.arch}`;
 
-export function sortArtifacts(artifacts: LockedArtifact[]): LockedArtifact[] {
+function sortArtifacts(artifacts: LockedArtifact[]): LockedArtifact[] {
   return [...artifacts].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
 }
 

@@ -4,6 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
+import { formatBytes } from '../../util/progress.js';
 import { parseManifest, type BundleManifest } from './manifest.js';
 import { MANIFEST_FILE, SIGNATURE_FILE } from './paths.js';
 import { readTar } from './tar.js';
@@ -52,7 +53,7 @@ export function formatInspect(s: BundleSummary): string {
   const m = s.manifest;
   const { packages, images, files } = m.components;
   const header = table([
-    ['Bundle', `${s.file} (${humanSize(s.size)})`],
+    ['Bundle', `${s.file} (${formatBytes(s.size)})`],
     ['Kubernetes', m.kubernetesVersion],
     ['Target', `${m.target} (${m.arches.join(', ')})`],
     ['Runtimes', m.runtimes.join(', ')],
@@ -60,12 +61,12 @@ export function formatInspect(s: BundleSummary): string {
     ['Signer', signerLine(s)],
   ]);
   const sections = [
-    section(`Packages (${packages.length}, ${humanSize(s.totals.packages)})`, ['NAME', 'VERSION', 'ARCH', 'SIZE'],
-      packages.map((p) => [p.name, p.version, p.arch, humanSize(p.size)])),
-    section(`Images (${images.length}, ${humanSize(s.totals.images)})`, ['REF', 'DIGEST', 'PLATFORMS', 'SIZE'],
-      images.map((i) => [i.ref, shortDigest(i.digest), i.platforms.join(','), humanSize(i.size)])),
-    section(`Files (${files.length}, ${humanSize(s.totals.files)})`, ['PATH', 'KIND', 'SIZE'],
-      files.map((f) => [f.path, f.kind, humanSize(f.size)])),
+    section(`Packages (${packages.length}, ${formatBytes(s.totals.packages)})`, ['NAME', 'VERSION', 'ARCH', 'SIZE'],
+      packages.map((p) => [p.name, p.version, p.arch, formatBytes(p.size)])),
+    section(`Images (${images.length}, ${formatBytes(s.totals.images)})`, ['REF', 'DIGEST', 'PLATFORMS', 'SIZE'],
+      images.map((i) => [i.ref, shortDigest(i.digest), i.platforms.join(','), formatBytes(i.size)])),
+    section(`Files (${files.length}, ${formatBytes(s.totals.files)})`, ['PATH', 'KIND', 'SIZE'],
+      files.map((f) => [f.path, f.kind, formatBytes(f.size)])),
   ];
   return [header, ...sections].join('\n\n');
 }
@@ -93,15 +94,4 @@ function indent(text: string): string {
 
 function shortDigest(digest: string): string {
   return digest.slice(0, 'sha256:'.length + 12);
-}
-
-export function humanSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }

@@ -27,12 +27,6 @@ export const IMAGES_DIR = 'images';
 export const MANIFESTS_DIR = 'manifests';
 export const INSTALLER_DIR = 'installer';
 
-/** Flat apt repository index files (`deb [signed-by=...] file:/.../packages ./`). */
-export const APT_PACKAGES_INDEX = `${PACKAGES_DIR}/Packages`;
-export const APT_PACKAGES_INDEX_GZ = `${PACKAGES_DIR}/Packages.gz`;
-export const APT_RELEASE = `${PACKAGES_DIR}/Release`;
-export const APT_INRELEASE = `${PACKAGES_DIR}/InRelease`;
-
 /** OCI image layout files. */
 export const OCI_LAYOUT_FILE = `${IMAGES_DIR}/oci-layout`;
 export const OCI_INDEX_FILE = `${IMAGES_DIR}/index.json`;
@@ -91,7 +85,7 @@ export function memberMode(path: string, type: 'file' | 'directory'): number {
 }
 
 /** Executable members: `installer/<name>.sh`, directly in installer/ (the hosts run them by path). */
-export function isExecutableMember(path: string): boolean {
+function isExecutableMember(path: string): boolean {
   return path.startsWith(`${INSTALLER_DIR}/`) && path.endsWith('.sh') && !path.slice(INSTALLER_DIR.length + 1).includes('/');
 }
 

@@ -264,7 +264,7 @@ function paxKeys(text: string): string {
   return keys.length ? keys.join(', ') : '(none readable)';
 }
 
-export function printableTypeflag(typeflag: string): string {
+function printableTypeflag(typeflag: string): string {
   return /^[\x21-\x7e]$/.test(typeflag) ? typeflag : `\\x${typeflag.charCodeAt(0).toString(16).padStart(2, '0')}`;
 }
 

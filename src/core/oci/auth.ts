@@ -9,7 +9,8 @@
  */
 import { UserError } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
-import { type Fetcher, type HeaderMap, TransientError, discard, isTransientStatus, readSmallBody } from '../fetch.js';
+import type { Fetcher } from '../fetch.js';
+import { type HeaderMap, TransientError, discard, isTransientStatus, readSmallBody } from '../http.js';
 
 export interface Challenge {
   scheme: string;

@@ -18,16 +18,8 @@
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
-import {
-  type FetchResult,
-  type Fetcher,
-  type HttpResponse,
-  TransientError,
-  discard,
-  hintForStatus,
-  isTransientStatus,
-  readSmallBody,
-} from '../fetch.js';
+import type { FetchResult, Fetcher } from '../fetch.js';
+import { type HttpResponse, TransientError, discard, hintForStatus, isTransientStatus, readSmallBody } from '../http.js';
 import { RegistryAuth } from './auth.js';
 import {
   type Descriptor,
@@ -263,7 +255,7 @@ function pullScope(repo: Repo): string {
 }
 
 /** Choose one child manifest per requested platform; attestations (unknown/unknown) are never candidates. */
-export function selectPlatforms(index: ImageIndex, platforms: Platform[], reference: string): Descriptor[] {
+function selectPlatforms(index: ImageIndex, platforms: Platform[], reference: string): Descriptor[] {
   const images = index.manifests.filter((d) => !isAttestation(d));
   const chosen: Descriptor[] = [];
   for (const wanted of platforms) {

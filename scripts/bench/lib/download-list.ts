@@ -4,11 +4,11 @@
  * picks), each mapped to the URL actually fetched the way `--mirror` does it.
  */
 import * as openpgp from 'openpgp';
-import { packagesIndexPath, parseRelease, pickIndexFile } from '../../src/core/apt/release.js';
-import { readLock, type ArtifactKind, type LockFile } from '../../src/core/builder/lockfile.js';
-import { loadComponents, loadTarget, parseArch, type Arch } from '../../src/core/definitions.js';
-import { parseKubeVersion } from '../../src/core/kube-version.js';
-import { parseMirrors, resolveUrl, type Mirrors } from '../../src/core/mirror.js';
+import { packagesIndexPath, parseRelease, pickIndexFile } from '../../../src/core/apt/release.js';
+import { readLock, type ArtifactKind, type LockFile } from '../../../src/core/builder/lockfile.js';
+import { loadComponents, loadTarget, parseArch, type Arch } from '../../../src/core/definitions.js';
+import { parseKubeVersion } from '../../../src/core/kube-version.js';
+import { parseMirrors, resolveUrl, type Mirrors } from '../../../src/core/mirror.js';
 import { listImageContent, type RegistryContent } from './registry-walk.js';
 
 export interface DownloadGroup {

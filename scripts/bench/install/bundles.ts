@@ -10,10 +10,10 @@
  */
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseManifest, type ImageComponent } from '../../src/core/bundle/manifest.js';
-import { IMAGES_DIR, INSTALLER_DIR, MANIFEST_FILE } from '../../src/core/bundle/paths.js';
-import { pushBigImage } from '../bench/big-image.js';
-import { startBenchUpstream, type BenchUpstream } from '../bench/upstream.js';
+import { parseManifest, type ImageComponent } from '../../../src/core/bundle/manifest.js';
+import { IMAGES_DIR, INSTALLER_DIR, MANIFEST_FILE } from '../../../src/core/bundle/paths.js';
+import { pushBigImage } from '../lib/big-image.js';
+import { startBenchUpstream, type BenchUpstream } from '../lib/upstream.js';
 import { log, run, runBundle } from './run.js';
 
 const BENCH_CACHE = '/var/tmp/kube-bundle-bench-cache/install';

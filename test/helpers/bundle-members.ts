@@ -1,5 +1,6 @@
-import { UserError } from '../../util/errors.js';
-import { readTar } from './tar.js';
+/** Reads a few members of a bundle for the tests (and the verify benchmark); the CLI reads bundles through verify. */
+import { UserError } from '../../src/util/errors.js';
+import { readTar } from '../../src/core/bundle/tar.js';
 
 /** The bodies of a few small members of a bundle, read in one pass that stops once all are found. */
 export async function readMembers(file: string, paths: readonly string[], limit = 16 << 20): Promise<Map<string, Buffer>> {

@@ -3,11 +3,11 @@
  * piece by piece because the benchmark also needs the registries' writable backend (to push the 1 GiB image),
  * which `startUpstream()` does not expose.
  */
-import { startK8sApt } from '../../test/upstream/apt.js';
-import { startGithub } from '../../test/upstream/github.js';
-import { DEFAULT_WORK_DIR } from '../../test/upstream/index.js';
-import { startRegistries } from '../../test/upstream/registry.js';
-import { debianMirrorFlags } from '../../test/helpers/debian.js';
+import { startK8sApt } from '../../../test/upstream/apt.js';
+import { startGithub } from '../../../test/upstream/github.js';
+import { DEFAULT_WORK_DIR } from '../../../test/upstream/index.js';
+import { startRegistries } from '../../../test/upstream/registry.js';
+import { debianMirrorFlags } from '../../../test/helpers/debian.js';
 
 export interface BenchUpstream {
   /** every `--mirror` value a build needs: the simulated services and this machine's Debian archive */

@@ -8,8 +8,8 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { encodeHeader, endOfArchive, paddingFor } from '../../src/core/bundle/tar.js';
-import { OCI_INDEX, OCI_MANIFEST } from '../../src/core/oci/media-types.js';
+import { encodeHeader, endOfArchive, paddingFor } from '../../../src/core/bundle/tar.js';
+import { OCI_INDEX, OCI_MANIFEST } from '../../../src/core/oci/media-types.js';
 
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';

@@ -2,13 +2,13 @@
  * Install benchmark: how long `bundle install` takes in the lab, how fast the bundle travels compared with scp,
  * and how much faster registry seeding is than pushing the same images with skopeo.
  *
- *   node --import tsx scripts/bench-install.ts        (root; runs `npm run build` first)
+ *   npm run bench -- install        (root; runs `npm run build` first)
  *
  *   1. `bundle install` (compiled CLI, bundle built with --runtime containerd) on fresh lab hosts: 1 control
  *      plane, then 1 control plane + 2 workers; wall time and the per-phase times of its --json summary
- *   2. upload of both bundle files to a lab host by src/core/ssh vs scp (scripts/bench-upload.ts's rounds)
+ *   2. upload of both bundle files to a lab host by src/core/ssh vs scp (upload.ts's rounds)
  *   3. on this machine, for both bundles: seed-registry.sh + registry start vs `skopeo copy` of every image into
- *      an empty running registry (scripts/bench-install/seeding.ts)
+ *      an empty running registry (install/seeding.ts)
  *
  * Prints a table and writes .work/bench-install.json. Uses the machine's one test-host lab (waits for it when
  * another run holds it) and about 1 GiB under /var/tmp, removed afterwards; the download cache under
@@ -17,12 +17,11 @@
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { formatTable, median, mib, samples, secs, times, type Row } from './bench/report.js';
-import { BIG_IMAGE_REF, buildBundles, compileCli, type BenchBundle } from './bench-install/bundles.js';
-import { benchInLab, type InstallRun, type LabResults, type UploadRun } from './bench-install/lab.js';
-import { log, REPO_ROOT } from './bench-install/run.js';
-import { compareSeeding, type SeedingResult } from './bench-install/seeding.js';
+import { formatTable, median, mib, samples, secs, times, type Row } from './lib/report.js';
+import { BIG_IMAGE_REF, buildBundles, compileCli, type BenchBundle } from './install/bundles.js';
+import { benchInLab, type InstallRun, type LabResults, type UploadRun } from './install/lab.js';
+import { log, REPO_ROOT } from './install/run.js';
+import { compareSeeding, type SeedingResult } from './install/seeding.js';
 
 const ROUNDS = 3;
 /** uploads take a second or so each and vary more: more rounds for the median */
@@ -149,4 +148,3 @@ async function writeResults(rows: Row[], lab: LabResults, seeding: Seedings, bun
   await writeFile(RESULT_FILE, JSON.stringify(doc, null, 2) + '\n');
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await runInstallBench();

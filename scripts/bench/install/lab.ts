@@ -4,16 +4,17 @@
  *
  *   h1              `bundle install` with 1 control plane
  *   h2, h3, h4      `bundle install` with 1 control plane + 2 workers
- *   h1 afterwards   upload vs scp of bundle files, by scripts/bench-upload.ts in its `--child` mode (which
+ *   h1 afterwards   upload vs scp of bundle files, by upload.ts in its `--child` mode (which
  *                   alternates scp and src/core/ssh's upload, from an empty remote directory each time)
  *
  * Everything that talks to the hosts runs inside the lab's network namespace, as an operator's admin host would.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InstallSummary } from '../../src/core/install/summary.js';
-import { sha256File } from '../../src/util/digest.js';
-import { startLab, type Lab } from '../../test/lab/lab.js';
+import type { InstallSummary } from '../../../src/core/install/summary.js';
+import { sha256File } from '../../../src/util/digest.js';
+import { startLab, type Lab } from '../../../test/lab/lab.js';
+import { UPLOAD_CHILD } from '../upload.js';
 import type { BenchBundle } from './bundles.js';
 import { DIST_CLI, log, REPO_ROOT, secondsSince } from './run.js';
 
@@ -21,7 +22,6 @@ const LAB_HOSTS = 4;
 /** another run may hold the one lab of this machine: wait for it rather than fail */
 const LOCK_WAIT_MS = 15 * 60_000;
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
-const BENCH_UPLOAD = join(REPO_ROOT, 'scripts/bench-upload.ts');
 
 export interface InstallRun {
   /** "role" per host, in hosts-file order */
@@ -32,7 +32,7 @@ export interface InstallRun {
   summary: InstallSummary;
 }
 
-/** One round of scripts/bench-upload.ts's child; the shape of the JSON it prints. */
+/** One round of upload.ts's child; the shape of the JSON it prints. */
 export interface UploadRound {
   scpSeconds: number;
   /** connect + upload + sha256 check on the host + close */
@@ -116,7 +116,7 @@ async function compareUpload(lab: Lab, bundle: BenchBundle, index: number, round
   const host = lab.hosts[index - 1]!;
   log(`upload vs scp of ${bundle.file} to ${host.name}, ${rounds} rounds`);
   const params = { ip: host.ip, keyFile: lab.keyFile, knownHosts: lab.knownHostsFile, file: bundle.file, sha256: (await sha256File(bundle.file)).sha256, rounds };
-  const r = await lab.inNetns([process.execPath, '--import', 'tsx', BENCH_UPLOAD, '--child'], {
+  const r = await lab.inNetns(UPLOAD_CHILD, {
     cwd: REPO_ROOT,
     env: { BENCH_PARAMS: JSON.stringify(params) },
     timeoutMs: 10 * 60_000,

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-export const REPO_ROOT = join(import.meta.dirname, '../..');
+export const REPO_ROOT = join(import.meta.dirname, '../../..');
 /** The compiled CLI, as users run it (`npm run build` makes it). */
 export const COMPILED_CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
 const GNU_TIME = '/usr/bin/time';

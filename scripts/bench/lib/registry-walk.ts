@@ -4,10 +4,10 @@
  * config and layers, as URLs on the registry endpoints the build used, with one anonymous pull token per registry.
  * Content is listed once per digest, as the build's content-addressed cache fetches it once.
  */
-import { MANIFEST_ACCEPT, type Descriptor } from '../../src/core/oci/media-types.js';
-import { parseReference } from '../../src/core/oci/reference.js';
-import type { Mirrors } from '../../src/core/mirror.js';
-import { defaultEndpoint } from '../../src/core/oci/registry.js';
+import { MANIFEST_ACCEPT, type Descriptor } from '../../../src/core/oci/media-types.js';
+import { parseReference } from '../../../src/core/oci/reference.js';
+import type { Mirrors } from '../../../src/core/mirror.js';
+import { defaultEndpoint } from '../../../src/core/oci/registry.js';
 
 export interface LockedImage {
   reference: string;

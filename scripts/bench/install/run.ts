@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
-export const REPO_ROOT = join(import.meta.dirname, '../..');
+export const REPO_ROOT = join(import.meta.dirname, '../../..');
 /** The compiled CLI (`npm run build`), as an operator runs the installed package. */
 export const DIST_CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
 

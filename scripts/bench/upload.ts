@@ -1,7 +1,7 @@
 /**
  * Upload throughput of src/core/ssh against OpenSSH's scp, to one lab host, same file, same disk:
  *
- *   node --import tsx scripts/bench-upload.ts [MiB=512] [rounds=3]
+ *   npm run bench -- upload [MiB=512] [rounds=3]
  *
  * Starts a 1-host lab (root; waits for none: fails if another lab is up), writes a file of random bytes, then in
  * the lab's netns alternates `scp` and Connection.upload (whose time includes connecting and the sha256 check on
@@ -10,11 +10,14 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { connect } from '../src/core/ssh/connection.js';
-import { startLab } from '../test/lab/lab.js';
-import { writeRandomFile } from '../test/helpers/files.js';
-import { median } from './bench/report.js';
+import { connect } from '../../src/core/ssh/connection.js';
+import { startLab } from '../../test/lab/lab.js';
+import { writeRandomFile } from '../../test/helpers/files.js';
+import { REPO_ROOT } from './lib/measure.js';
+import { median } from './lib/report.js';
+
+/** How the install benchmark (and this one) runs the timed part inside the lab's network namespace. */
+export const UPLOAD_CHILD = [process.execPath, '--import', 'tsx', `${REPO_ROOT}/scripts/bench/main.ts`, 'upload', '--child'];
 
 interface BenchParams {
   ip: string;
@@ -33,7 +36,6 @@ interface Round {
   connectSeconds: number;
 }
 
-const THIS_FILE = fileURLToPath(import.meta.url);
 const REMOTE_DIR = '/var/tmp/kb-bench';
 
 function seconds(since: bigint): number {
@@ -79,9 +81,9 @@ async function child(p: BenchParams): Promise<Round[]> {
   return rounds;
 }
 
-async function main(): Promise<void> {
-  const mib = Number(process.argv[2] ?? 512);
-  const rounds = Number(process.argv[3] ?? 3);
+async function main(args: readonly string[]): Promise<void> {
+  const mib = Number(args[0] ?? 512);
+  const rounds = Number(args[1] ?? 3);
   const dir = mkdtempSync('/var/tmp/kb-bench-');
   const file = join(dir, 'bench.bin');
   const sha256 = writeRandomFile(file, mib);
@@ -89,8 +91,8 @@ async function main(): Promise<void> {
   try {
     const host = lab.hosts[0]!;
     const params: BenchParams = { ip: host.ip, keyFile: lab.keyFile, knownHosts: lab.knownHostsFile, file, sha256, rounds };
-    const r = await lab.inNetns(['node', '--import', 'tsx', THIS_FILE, '--child'], {
-      cwd: join(THIS_FILE, '../..'),
+    const r = await lab.inNetns(UPLOAD_CHILD, {
+      cwd: REPO_ROOT,
       env: { BENCH_PARAMS: JSON.stringify(params) },
       timeoutMs: 30 * 60_000,
     });
@@ -111,9 +113,9 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === '--child') {
+/** `upload [MiB] [rounds]`, or `upload --child` in the lab's netns (BENCH_PARAMS in the environment): prints the rounds as JSON. */
+export async function runUploadBench(args: readonly string[]): Promise<void> {
+  if (args[0] !== '--child') return main(args);
   const rounds = await child(JSON.parse(process.env.BENCH_PARAMS ?? '{}') as BenchParams);
   process.stdout.write(`${JSON.stringify(rounds)}\n`);
-} else {
-  await main();
 }

@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: speed, size and memory of `bundle build` (and `bundle verify`) against their targets, run
+ * `npm run bench -- build`: speed, size and memory of `bundle build` (and `bundle verify`) against their targets, run
  * through the compiled CLI (`npm run build` first) as child processes against the simulated upstream plus this
  * machine's Debian archive.
  *
@@ -10,34 +10,33 @@
  *
  * in two scenarios: as this machine reaches its upstreams (the simulated ones in this process, the Debian archive
  * through a fast local proxy: curl gets everything in a fraction of a second, which no real site does), and with
- * 1, 2 and 4 repeated through one shared link of LINK_RATE (scripts/bench/throttle.ts) for the build and curl
+ * 1, 2 and 4 repeated through one shared link of LINK_RATE (lib/throttle.ts) for the build and curl
  * alike, closer to a build machine on a real internet connection. A third scenario repeats 1 and 2 through that
  * link against a second simulated upstream whose images have roughly the real images' sizes
- * (scripts/bench/realistic-images.ts), as the ~1 MB stand-ins leave fixed costs dominating.
+ * (lib/realistic-images.ts), as the ~1 MB stand-ins leave fixed costs dominating.
  *
  * Timed figures are medians of ROUNDS runs (a shared 2-core machine is noisy); every sample goes to the JSON file.
  * Prints a table and writes .work/bench-build.json. Needs 10 GiB free under /var/tmp (it writes a few GiB there)
- * and removes everything afterwards; takes a few minutes. Then runs the `bundle install` benchmark
- * (scripts/bench-install.ts) unless BENCH_SKIP_INSTALL=1.
+ * and removes everything afterwards; takes a few minutes. `npm run bench` runs the `bundle install` benchmark
+ * (install.ts) after it; see main.ts.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import type { BuildResult } from '../src/core/builder/build.js';
-import { readLock } from '../src/core/builder/lockfile.js';
-import { parseMirrors } from '../src/core/mirror.js';
-import { DEFAULT_WORK_DIR } from '../test/upstream/index.js';
-import { runInstallBench } from './bench-install.js';
-import { pushBigImage } from './bench/big-image.js';
-import { pushRealisticImages, REALISTIC_IMAGES } from './bench/realistic-images.js';
-import { curlParallel, type CurlRun } from './bench/curl.js';
-import { buildDownloads, type BuildDownloads } from './bench/download-list.js';
-import { listImageContent } from './bench/registry-walk.js';
-import { assertGnuTime, compileCli, REPO_ROOT, runBundle, runMeasured, type Measured } from './bench/measure.js';
-import { formatTable, mb, median, mib, samples, secs, times, type Row } from './bench/report.js';
-import { startThrottledLink, type ThrottledLink } from './bench/throttle.js';
-import { startBenchUpstream, type BenchUpstream } from './bench/upstream.js';
-import { assertFreeSpace, createWorkspace, GIB, type Workspace } from './bench/workspace.js';
+import type { BuildResult } from '../../src/core/builder/build.js';
+import { readLock } from '../../src/core/builder/lockfile.js';
+import { parseMirrors } from '../../src/core/mirror.js';
+import { DEFAULT_WORK_DIR } from '../../test/upstream/index.js';
+import { pushBigImage } from './lib/big-image.js';
+import { pushRealisticImages, REALISTIC_IMAGES } from './lib/realistic-images.js';
+import { curlParallel, type CurlRun } from './lib/curl.js';
+import { buildDownloads, type BuildDownloads } from './lib/download-list.js';
+import { listImageContent } from './lib/registry-walk.js';
+import { assertGnuTime, compileCli, REPO_ROOT, runBundle, runMeasured, type Measured } from './lib/measure.js';
+import { formatTable, mb, median, mib, samples, secs, times, type Row } from './lib/report.js';
+import { startThrottledLink, type ThrottledLink } from './lib/throttle.js';
+import { startBenchUpstream, type BenchUpstream } from './lib/upstream.js';
+import { assertFreeSpace, createWorkspace, GIB, type Workspace } from './lib/workspace.js';
 
 const ROUNDS = 3;
 const CONCURRENCY = 8;
@@ -70,7 +69,7 @@ interface BuildRun {
 
 const log = (text: string): void => console.error(`[bench] ${text}`);
 
-async function main(): Promise<void> {
+export async function runBuildBench(): Promise<void> {
   assertGnuTime();
   log('compiling the CLI (npm run build)');
   await compileCli();
@@ -432,7 +431,7 @@ function notes({ curl, scenario }: ColdAndCurl): string {
     'which shares the 2 cores with the contender. curl fetches the same URLs: the lock file\'s debs, files and image',
     'manifests + blobs, plus the Release.key, InRelease and Packages index files the build reads; the build\'s time',
     `also covers starting node, resolving, packing and signing. The second part sends every upstream byte of both`,
-    `contenders through one ${mb(LINK_RATE)}/s link (scripts/bench/throttle.ts), as on a real internet connection; the`,
+    `contenders through one ${mb(LINK_RATE)}/s link (lib/throttle.ts), as on a real internet connection; the`,
     'third does the same against a second simulated upstream serving the same references with images of roughly the',
     'real ones\' public compressed amd64 sizes (scripts/bench/realistic-images.ts; approximate, not measured here).',
     'The "floor" rows are warm --dry-runs: what every rebuild does before it can know there is nothing to fetch. Where',
@@ -487,7 +486,3 @@ function bigResults(big: BigBuild | BigLayer, summary: (r: BuildRun) => object):
   return { ...bigRest, build: summary(bigBuild), curl: { seconds: bigCurl.seconds, bytes: totalBytes(bigCurl) } };
 }
 
-await main();
-// then `bundle install`: wall time for 1 and 3 hosts, upload vs scp, registry seeding vs skopeo copy
-if (process.env.BENCH_SKIP_INSTALL === '1') log('BENCH_SKIP_INSTALL=1: skipping the `bundle install` benchmark');
-else await runInstallBench();

@@ -12,11 +12,11 @@
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ImageComponent } from '../../src/core/bundle/manifest.js';
-import { seededRepositories } from '../../src/core/builder/seed-plan.js';
-import { MANIFEST_ACCEPT } from '../../src/core/oci/media-types.js';
-import { parseReference } from '../../src/core/oci/reference.js';
-import { startDistribution, type DistributionRegistry } from '../../test/upstream/distribution.js';
+import type { ImageComponent } from '../../../src/core/bundle/manifest.js';
+import { seededRepositories } from '../../../src/core/builder/seed-plan.js';
+import { MANIFEST_ACCEPT } from '../../../src/core/oci/media-types.js';
+import { parseReference } from '../../../src/core/oci/reference.js';
+import { startDistribution, type DistributionRegistry } from '../../../test/upstream/distribution.js';
 import type { BenchBundle } from './bundles.js';
 import { run, secondsSince } from './run.js';
 

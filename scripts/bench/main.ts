@@ -1,0 +1,32 @@
+/**
+ * The one entry point of the benchmarks: `npm run bench [-- <benchmark> [args...]]`.
+ *
+ *   build               speed, size and memory of `bundle build` against curl (build.ts)
+ *   install             `bundle install` in the lab: wall time, upload vs scp, seeding vs skopeo (install.ts; root)
+ *   upload [MiB] [n]    src/core/ssh's upload against scp to one lab host (upload.ts; root)
+ *   verify [MiB]        `bundle verify` against sha256sum of a packed 1 GiB bundle, and the on-host check (verify.ts)
+ *
+ * Without a name it runs build, then install, as the project's benchmark figures are taken (BENCH_SKIP_INSTALL=1
+ * leaves install out). Each benchmark is loaded only when asked for: upload's child runs in the lab's netns
+ * through this file too, and should not load the rest.
+ */
+const BENCHMARKS: Record<string, (args: readonly string[]) => Promise<void>> = {
+  build: async () => (await import('./build.js')).runBuildBench(),
+  install: async () => (await import('./install.js')).runInstallBench(),
+  upload: async (args) => (await import('./upload.js')).runUploadBench(args),
+  verify: async (args) => (await import('./verify.js')).runVerifyBench(args),
+};
+
+const [name, ...args] = process.argv.slice(2);
+if (name === undefined) {
+  await BENCHMARKS.build!([]);
+  if (process.env.BENCH_SKIP_INSTALL === '1') console.error('[bench] BENCH_SKIP_INSTALL=1: skipping the `bundle install` benchmark');
+  else await BENCHMARKS.install!([]);
+} else {
+  const run = BENCHMARKS[name];
+  if (!run) {
+    console.error(`usage: npm run bench [-- ${Object.keys(BENCHMARKS).join('|')} [args...]]`);
+    process.exit(2);
+  }
+  await run(args);
+}
