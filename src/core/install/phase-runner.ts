@@ -6,6 +6,7 @@
  * Pure control flow: phases and hosts are whatever the caller says; nothing here knows about SSH.
  */
 import { performance } from 'node:perf_hooks';
+import { Limiter } from '../../util/limiter.js';
 
 export interface Phase<H, C> {
   title: string;
@@ -69,17 +70,6 @@ export interface RunOptions<H, C> {
 }
 
 /** Runs `work` on every item with at most `limit` at once; resolves when all are done (it never rejects). */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
-}
-
 async function runHost<H, C>(phase: Phase<H, C>, host: H, opts: RunOptions<H, C>, signal: AbortSignal): Promise<HostResult<H>> {
   if (signal.aborted) return { host, status: 'not-run', durationMs: 0 };
   opts.onEvent?.({ type: 'host-start', title: phase.title, host });
@@ -113,9 +103,8 @@ async function runPhase<H, C>(phase: Phase<H, C>, hosts: readonly H[], opts: Run
   try {
     await phase.prepare?.(opts.ctx);
     const byHost = new Map<H, HostResult<H>>();
-    await forEachLimited(hosts, opts.concurrency ?? 10, async (host) => {
-      byHost.set(host, await runHost(phase, host, opts, signal));
-    });
+    const limiter = new Limiter(Math.max(1, opts.concurrency ?? 10));
+    await Promise.all(hosts.map((host) => limiter.run(async () => byHost.set(host, await runHost(phase, host, opts, signal)))));
     // results in the caller's host order, not completion order, so reports are stable
     const results = hosts.map((host) => byHost.get(host) as HostResult<H>);
     const failed = results.some((r) => r.status === 'failed');
