@@ -69,7 +69,7 @@ export interface RunOptions<H, C> {
   onEvent?(event: PhaseEvent<H>): void;
 }
 
-/** Runs `work` on every item with at most `limit` at once; resolves when all are done (it never rejects). */
+/** One host of a phase: skipped, planned (dry run), run, or failed; never throws. */
 async function runHost<H, C>(phase: Phase<H, C>, host: H, opts: RunOptions<H, C>, signal: AbortSignal): Promise<HostResult<H>> {
   if (signal.aborted) return { host, status: 'not-run', durationMs: 0 };
   opts.onEvent?.({ type: 'host-start', title: phase.title, host });
