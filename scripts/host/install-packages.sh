@@ -1,10 +1,10 @@
 #!/bin/bash
 # Install packages from the bundle's signed apt repository ONLY: no other source is consulted, none is changed.
-#   install-packages.sh <bundle dir> <keyring file or "unsigned"> <package>...
+#   install-packages.sh <bundle dir> <keyring file or "unsigned"> <packages to hold, comma-separated> <package>...
 # Services are not started by the packages (policy-rc.d): install starts what it configured, when it is ready.
 set -euo pipefail
-bundle=$1 keyring=$2; shift 2
-state=/var/lib/kube-bundle/apt
+bundle=$1 keyring=$2 hold=$3; shift 3
+state=${KB_ROOT:?set by install}/apt
 mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
 if [ "$keyring" = unsigned ]; then opts='trusted=yes'; else opts="signed-by=$keyring"; fi
 echo "deb [$opts] file:$bundle/packages ./" > "$state/sources.list"
@@ -30,5 +30,5 @@ fi
 apt-get "${apt_opts[@]}" -q update
 apt-get "${apt_opts[@]}" -q -y --no-install-recommends install "$@"
 held=()
-for p in kubeadm kubelet kubectl; do dpkg-query -W "$p" >/dev/null 2>&1 && held+=("$p"); done
+for p in ${hold//,/ }; do dpkg-query -W "$p" >/dev/null 2>&1 && held+=("$p"); done
 [ ${#held[@]} -eq 0 ] || apt-mark hold "${held[@]}" >/dev/null

@@ -9,11 +9,10 @@
 # others still run, and the script exits 1 naming every failed step.
 set -uo pipefail   # no -e here: each step runs under its own -e (see step), one failing does not stop the rest
 purge=${1:-}
-state=/var/lib/kube-bundle
-etc=/etc/kube-bundle
+state=${KB_ROOT:?set by bundle reset} etc=${KB_ETC:?set by bundle reset}
 marker='Written by kube-bundle'
 cri_dropin=/etc/systemd/system/cri-docker.service.d/kube-bundle.conf
-registry_unit=/etc/systemd/system/kube-bundle-registry.service
+registry_name=${KB_REGISTRY_UNIT:?set by bundle reset} registry_unit=/etc/systemd/system/${KB_REGISTRY_UNIT}
 failed=()
 say() { echo "reset: $*"; }
 
@@ -59,12 +58,12 @@ stop_kubelet() { stop_units kubelet.service; }
 
 remove_registry() {
   if [ -e "$registry_unit" ]; then
-    systemctl disable --now --quiet kube-bundle-registry.service
+    systemctl disable --now --quiet "$registry_name"
     rm -f "$registry_unit"
     systemctl daemon-reload
     say "registry removed"
-  elif systemctl is-active --quiet kube-bundle-registry.service; then
-    systemctl stop kube-bundle-registry.service   # its unit file went in a cut run: still loaded in systemd
+  elif systemctl is-active --quiet "$registry_name"; then
+    systemctl stop "$registry_name"   # its unit file went in a cut run: still loaded in systemd
   fi
 }
 

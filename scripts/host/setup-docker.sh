@@ -6,7 +6,7 @@
 set -euo pipefail
 new=$1 wait_s=${2:-90}
 conf=/etc/docker/daemon.json
-written=/etc/kube-bundle/docker/daemon.json        # what install last put in $conf
+written=${KB_ETC:?set by install}/docker/daemon.json   # what install last put in $conf
 kept=/etc/docker/daemon.json.kube-bundle-orig      # the site's own $conf, for reset to put back
 [ -r "$new" ] || { echo "setup-docker: cannot read $new" >&2; exit 2; }
 

@@ -2,7 +2,8 @@
 # The cluster's image registry on this host: a CA and a server certificate made here (once), storage seeded from
 # the bundle, the kube-bundle-registry service started read-only.
 #   setup-registry.sh <bundle dir> <address> <name>
-# Expects /etc/kube-bundle/registry/config.yml and /etc/systemd/system/kube-bundle-registry.service in place.
+# Expects $KB_ETC/registry/config.yml and the unit file of $KB_REGISTRY_UNIT in place (install writes them).
+# Paths: KB_ROOT, KB_ETC (and KB_REGISTRY_UNIT) come from install (host-paths.ts hostScriptEnv), never spelled here.
 #
 # Safe to re-run after being cut at any line: keys and certificates are made under temporary names and renamed
 # into place, and kept only when they check out (a key that matches its certificate, a certificate the CA signed);
@@ -10,7 +11,7 @@
 # or started is loaded and (re)started.
 set -euo pipefail
 bundle=$1 address=$2 name=$3
-pki=/etc/kube-bundle/pki storage=/var/lib/kube-bundle/registry unit=kube-bundle-registry.service
+pki=${KB_ETC:?set by install}/pki storage=${KB_ROOT:?set by install}/registry unit=${KB_REGISTRY_UNIT:?set by install}
 
 # A run cut by a lost SSH session may still be going: wait for it rather than interleave with it.
 exec 9>/run/kube-bundle-setup-registry.lock
@@ -59,12 +60,12 @@ systemctl stop "$unit" 2>/dev/null || true
 systemctl reset-failed "$unit" 2>/dev/null || true
 systemctl enable --quiet "$unit"
 systemctl restart "$unit"
-port=$(sed -n 's/^ *addr: *:\([0-9]*\)$/\1/p' /etc/kube-bundle/registry/config.yml)
+port=$(sed -n 's/^ *addr: *:\([0-9]*\)$/\1/p' "$KB_ETC/registry/config.yml")
 for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "registry: listening on :$port"; exit 0; }
   systemctl is-failed --quiet "$unit" && break
   sleep 0.2
 done
-echo "registry: kube-bundle-registry did not start listening on :$port" >&2
+echo "registry: $unit did not start listening on :$port" >&2
 journalctl -u "$unit" -n 20 --no-pager >&2 || true
 exit 1

@@ -38,6 +38,9 @@ export interface TargetDef {
   packages: { containerd: string[]; docker: string[]; registry: string[]; ha: string[]; host: string[] };
 }
 
+/** cri-dockerd's package name, and its section in bundles/components.yaml: its deb comes from its GitHub release. */
+export const CRI_DOCKERD_PACKAGE = 'cri-dockerd';
+
 export interface ComponentsDef {
   kubernetes: { aptRepository: string; signingKeys: string[]; packages: string[]; companions: string[] };
   flannel: { version: string; manifest: string; images: string[] };

@@ -7,8 +7,9 @@ import { resetCommand, resetScript } from '../../src/core/install/reset.js';
 import { packageRoot } from '../../src/util/package-root.js';
 
 test('reset runs the host script from stdin, with --purge only when asked', () => {
-  assert.equal(resetCommand(false), 'bash -s --');
-  assert.equal(resetCommand(true), 'bash -s -- --purge');
+  // the script spells no path of kube-bundle's: it gets the roots in front of the command
+  assert.equal(resetCommand(false), 'KB_ROOT=/var/lib/kube-bundle KB_ETC=/etc/kube-bundle KB_REGISTRY_UNIT=kube-bundle-registry.service bash -s --');
+  assert.equal(resetCommand(true), 'KB_ROOT=/var/lib/kube-bundle KB_ETC=/etc/kube-bundle KB_REGISTRY_UNIT=kube-bundle-registry.service bash -s -- --purge');
 });
 
 test('reset-host.sh: every step runs through `step`, so that a failure is named and the exit is non-zero', () => {

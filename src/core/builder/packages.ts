@@ -12,7 +12,7 @@ import { resolveClosure } from '../apt/solver.js';
 import { readDebControl } from '../apt/debfile.js';
 import { formatStanza } from '../apt/flatrepo.js';
 import { compareVersions } from '../apt/version.js';
-import type { ComponentsDef, Arch, TargetDef } from '../definitions.js';
+import { CRI_DOCKERD_PACKAGE, type Arch, type ComponentsDef, type TargetDef } from '../definitions.js';
 import type { Fetcher, FetchResult } from '../fetch.js';
 import type { KubeVersion } from '../kube-version.js';
 import { resolveUrl, shownUrl, type Mirrors } from '../mirror.js';
@@ -80,8 +80,6 @@ export async function resolvePackages(ctx: ResolveContext, components: Component
   return [...debs.values()].sort((a, b) => (a.bundleName < b.bundleName ? -1 : a.bundleName > b.bundleName ? 1 : 0));
 }
 
-/** The package name of cri-dockerd, which comes from its release rather than from an apt repository. */
-const CRI_DOCKERD = 'cri-dockerd';
 
 /** What the hosts install, by name: the same for every architecture. */
 export function debRequest(ctx: ResolveContext, components: ComponentsDef, k8sRepo: RepoRef) {
@@ -93,7 +91,7 @@ export function debRequest(ctx: ResolveContext, components: ComponentsDef, k8sRe
       ...target.packages.containerd,
       ...target.packages.registry,
       ...target.packages.host,
-      ...(runtimes.includes('docker') ? [...target.packages.docker, CRI_DOCKERD] : []),
+      ...(runtimes.includes('docker') ? [...target.packages.docker, CRI_DOCKERD_PACKAGE] : []),
       ...(ctx.ha ? target.packages.ha : []),
     ].map((r) => (typeof r === 'string' ? { name: r } : r)),
     excludePriorityRequired: true,
@@ -113,7 +111,7 @@ export function indexScans(ctx: ResolveContext, arch: Arch, repos: VerifiedRepo[
       pinned: { names: request.kubernetes.packages, versionPrefix: `${request.kubernetes.version}-`, repo: repos.findIndex((r) => r.label === request.kubernetes.repository) },
       roots: request.roots,
       // cri-dockerd comes from its release, not from these indexes
-      elsewhere: [CRI_DOCKERD],
+      elsewhere: [CRI_DOCKERD_PACKAGE],
     },
     ({ record, filename, size, sha256 }) => {
       // errors are the build's own request's to report, when it makes it (it joins this download)

@@ -4,7 +4,7 @@
  * together.
  */
 import type { Connection } from '../ssh/connection.js';
-import { CLUSTER_SETTINGS, ETC, JOURNAL } from './host-paths.js';
+import { CLUSTER_SETTINGS, JOURNAL, REGISTRY_CONFIG, REGISTRY_UNIT, REGISTRY_UNIT_FILE } from './host-paths.js';
 import { hostnameProblem, hostNetworkProblems, type InterfaceAddress } from './validate.js';
 
 export interface Facts {
@@ -65,9 +65,6 @@ export interface OurServices {
 }
 
 
-export const REGISTRY_UNIT = 'kube-bundle-registry.service';
-export const REGISTRY_UNIT_FILE = `/etc/systemd/system/${REGISTRY_UNIT}`;
-export const REGISTRY_CONFIG = `${ETC}/registry/config.yml`;
 export const HAPROXY_CONFIG = '/etc/haproxy/haproxy.cfg';
 export const KEEPALIVED_CONFIG = '/etc/keepalived/keepalived.conf';
 /** the first line of every config install writes: reset and the preflight recognize them by it */

@@ -17,7 +17,7 @@ import { ETC } from './host-paths.js';
 import type { HostSpec } from './hosts.js';
 import type { HaPlan, InstallContext, InstallHost } from './context.js';
 import type { Phase } from './phase-runner.js';
-import { installer } from './phases/steps.js';
+import { hostScript } from './phases/steps.js';
 import { renderTemplate } from './render.js';
 import { isValidNodeName, NODE_NAME_RULE, shown, type InterfaceAddress } from './validate.js';
 
@@ -251,7 +251,7 @@ function waitForAddressCommand(plan: HaPlan): string {
  * init and the joins already go through the address.
  */
 export function haPhase(): Phase<InstallHost, InstallContext> {
-  const setupScript = (ctx: InstallContext) => installer(ctx, 'setup-lb.sh');
+  const setupScript = (ctx: InstallContext) => hostScript(ctx, 'setup-lb.sh');
   const configs = (host: InstallHost, ctx: InstallContext) => {
     const plan = ctx.ha!;
     return { plan, haproxy: haproxyConfig(plan, backendsOf(ctx)), keepalived: keepalivedConfig(plan, host) };

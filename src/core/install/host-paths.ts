@@ -1,4 +1,7 @@
-/** Every path install uses on a host, in one place (the host-side scripts take them as arguments). */
+/**
+ * Every path install uses on a host, in one place. The host-side scripts (scripts/host/) spell none of them: they
+ * read the roots from the KB_* variables hostScriptEnv() puts in front of every script it runs.
+ */
 export const REMOTE_ROOT = '/var/lib/kube-bundle';
 /** one line per finished phase: `<phase> <bundle id> <time>` */
 export const JOURNAL = `${REMOTE_ROOT}/journal`;
@@ -19,3 +22,15 @@ export const JOIN_SECRET_FILES = [KUBEADM_UPLOAD_CERTS_CONFIG, KUBEADM_JOIN_CONF
 export const SIGNER_KEY = `${ETC}/signer.asc`;
 /** the settings the cluster was made with (first control plane): a re-run with other settings is refused */
 export const CLUSTER_SETTINGS = `${ETC}/cluster-settings.json`;
+/** the seeded registry's systemd unit, its unit file and its config */
+export const REGISTRY_UNIT = 'kube-bundle-registry.service';
+export const REGISTRY_UNIT_FILE = `/etc/systemd/system/${REGISTRY_UNIT}`;
+export const REGISTRY_CONFIG = `${ETC}/registry/config.yml`;
+
+/**
+ * The variables every host script is run with (a prefix of shell assignments, not secret): the two roots and the
+ * registry's unit. The scripts derive the rest (`$KB_ETC/pki`, `$KB_ROOT/apt`...) the same way as the constants above.
+ */
+export function hostScriptEnv(): string {
+  return `KB_ROOT=${REMOTE_ROOT} KB_ETC=${ETC} KB_REGISTRY_UNIT=${REGISTRY_UNIT}`;
+}

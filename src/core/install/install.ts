@@ -11,7 +11,7 @@ import { stat } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
 import { manifestFile } from '../bundle/paths.js';
 import { assertBundleVerified } from '../bundle/verify.js';
-import { loadTarget } from '../definitions.js';
+import { loadComponents, loadTarget } from '../definitions.js';
 import { parseKubeVersion } from '../kube-version.js';
 import type { Connection } from '../ssh/connection.js';
 import { Secrets, shQuote } from '../ssh/command.js';
@@ -50,7 +50,7 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
     throw new UserError(`the bundle carries the ${manifest.runtimes.join(', ')} runtime, not ${options.runtime}`, `rebuild with --runtime ${options.runtime} or install with --runtime ${manifest.runtimes[0]}`);
   }
   const target = loadTarget(manifest.target);
-  const os = osFor(target);
+  const os = osFor(target, loadComponents().kubernetes.packages);
   checkHaOptions({ vip: options.vip, specs, hostsFile: options.hostsFile, controlPlaneEndpoint: options.controlPlaneEndpoint, bundleFile, manifest, haPackages: target.packages.ha });
 
   const secrets = new Secrets();

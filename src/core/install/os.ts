@@ -3,25 +3,34 @@
  * firewall front end (ufw) that is on by default on some images. Everything else (apt, dpkg, systemd, package
  * names) is shared.
  */
-import type { Runtime, TargetDef } from '../definitions.js';
+import { CRI_DOCKERD_PACKAGE, type Runtime, type TargetDef } from '../definitions.js';
 import type { HostRole } from './hosts.js';
 
 export interface HostOS {
+  /** the Kubernetes packages (bundles/components.yaml): installed on every node, and held */
+  readonly kubePackages: readonly string[];
   /** the packages a host of this role installs from the bundle (their dependencies come along) */
   packages(role: HostRole, runtime: Runtime, options: { registryHere: boolean; ha: boolean }): string[];
   /** shell run before the packages: anything the distribution does that would block the cluster's ports */
   preparePorts(): string;
 }
 
+/**
+ * Each role's packages come from the definitions only: the Kubernetes ones from bundles/components.yaml, the
+ * distribution's (runtime, registry, HA, what install uses on a host) from the target's file.
+ */
 class DebianOS implements HostOS {
-  constructor(protected readonly target: TargetDef) {}
+  constructor(
+    protected readonly target: TargetDef,
+    readonly kubePackages: readonly string[],
+  ) {}
 
   packages(role: HostRole, runtime: Runtime, options: { registryHere: boolean; ha: boolean }): string[] {
     const p = this.target.packages;
     const node = role === 'control-plane' || role === 'worker';
     return [
       ...p.host,
-      ...(node ? ['kubeadm', 'kubelet', 'kubectl', ...p.containerd, ...(runtime === 'docker' ? [...p.docker, 'cri-dockerd'] : [])] : []),
+      ...(node ? [...this.kubePackages, ...p.containerd, ...(runtime === 'docker' ? [...p.docker, CRI_DOCKERD_PACKAGE] : [])] : []),
       ...(options.registryHere ? p.registry : []),
       ...(options.ha && (role === 'lb' || role === 'control-plane') ? p.ha : []),
     ];
@@ -39,6 +48,6 @@ class UbuntuOS extends DebianOS {
   }
 }
 
-export function osFor(target: TargetDef): HostOS {
-  return target.os === 'ubuntu' ? new UbuntuOS(target) : new DebianOS(target);
+export function osFor(target: TargetDef, kubePackages: readonly string[]): HostOS {
+  return target.os === 'ubuntu' ? new UbuntuOS(target, kubePackages) : new DebianOS(target, kubePackages);
 }

@@ -11,6 +11,7 @@ import { Secrets } from '../ssh/command.js';
 import { connectToHost, specLabel } from './connect.js';
 import { readHostsFile, type HostSpec } from './hosts.js';
 import { runPhases, type Phase } from './phase-runner.js';
+import { hostScriptEnv } from './host-paths.js';
 
 export interface ResetOptions {
   hostsFile: string;
@@ -40,7 +41,7 @@ export function resetScript(): string {
  * connection is completed by the next one) and exits non-zero naming every step that failed.
  */
 export function resetCommand(purge: boolean): string {
-  return purge ? 'bash -s -- --purge' : 'bash -s --';
+  return `${hostScriptEnv()} bash -s --${purge ? ' --purge' : ''}`;
 }
 
 interface ResetContext {

@@ -5,10 +5,10 @@
 import { shQuote } from '../../ssh/command.js';
 import type { InstallContext } from '../context.js';
 import { isHaHolder } from '../ha.js';
-import { CA_FILE, ETC, PKI, REGISTRY_STORAGE, SIGNER_KEY } from '../host-paths.js';
+import { CA_FILE, ETC, PKI, REGISTRY_CONFIG, REGISTRY_STORAGE, REGISTRY_UNIT_FILE, SIGNER_KEY } from '../host-paths.js';
 import { renderTemplate } from '../render.js';
 import { runtimeFor } from '../runtime/index.js';
-import { bundleDir, command, file, installer, isNode, journaled, locked, type InstallPhase } from './steps.js';
+import { bundleDir, command, file, hostScript, isNode, journaled, locked, type InstallPhase } from './steps.js';
 
 const keyring = (ctx: InstallContext): string => (ctx.signerKey ? SIGNER_KEY : 'unsigned');
 
@@ -22,7 +22,7 @@ export function preparePhase(): InstallPhase {
     title: 'Prepare the hosts',
     steps: (host, ctx) => [
       file(`${ETC}/hosts`, hostsBlock(ctx)),
-      command(`${installer(ctx, 'prepare-host.sh')} ${shQuote(host.name)} ${ETC}/hosts`),
+      command(`${hostScript(ctx, 'prepare-host.sh')} ${shQuote(host.name)} ${ETC}/hosts`),
     ],
   });
 }
@@ -34,7 +34,7 @@ export function packagesPhase(): InstallPhase {
       const packages = ctx.os.packages(host.spec.role, ctx.options.runtime, { registryHere: host === ctx.registryHost, ha: isHaHolder(ctx, host) });
       return [
         command(ctx.os.preparePorts()),
-        locked(`${installer(ctx, 'install-packages.sh')} ${bundleDir(ctx)} ${keyring(ctx)} ${packages.join(' ')}`, { timeoutMs: 30 * 60_000 }),
+        locked(`${hostScript(ctx, 'install-packages.sh')} ${bundleDir(ctx)} ${keyring(ctx)} ${ctx.os.kubePackages.join(',')} ${packages.join(' ')}`, { timeoutMs: 30 * 60_000 }),
       ];
     },
   });
@@ -45,17 +45,17 @@ export function registryPhase(): InstallPhase {
     title: 'Seed and start the registry',
     hosts: (_all, ctx) => [ctx.registryHost],
     steps: (host, ctx) => [
-      file(`${ETC}/registry/config.yml`, renderTemplate('registry/config.yml', {
+      file(REGISTRY_CONFIG, renderTemplate('registry/config.yml', {
         storageDir: REGISTRY_STORAGE,
         port: String(ctx.options.registryPort),
         certFile: `${PKI}/registry.crt`,
         keyFile: `${PKI}/registry.key`,
       })),
-      file('/etc/systemd/system/kube-bundle-registry.service', renderTemplate('registry/kube-bundle-registry.service', {
-        configFile: `${ETC}/registry/config.yml`,
+      file(REGISTRY_UNIT_FILE, renderTemplate('registry/kube-bundle-registry.service', {
+        configFile: REGISTRY_CONFIG,
         storageDir: REGISTRY_STORAGE,
       })),
-      locked(`${installer(ctx, 'setup-registry.sh')} ${bundleDir(ctx)} ${shQuote(host.spec.address)} ${shQuote(host.name)}`, { timeoutMs: 10 * 60_000 }),
+      locked(`${hostScript(ctx, 'setup-registry.sh')} ${bundleDir(ctx)} ${shQuote(host.spec.address)} ${shQuote(host.name)}`, { timeoutMs: 10 * 60_000 }),
     ],
   });
 }

@@ -6,7 +6,7 @@
 import { shQuote } from '../../ssh/command.js';
 import { uploadSmallFile } from '../../ssh/upload.js';
 import type { InstallContext, InstallHost } from '../context.js';
-import { JOURNAL, REMOTE_ROOT } from '../host-paths.js';
+import { hostScriptEnv, JOURNAL, REMOTE_ROOT } from '../host-paths.js';
 import type { Phase } from '../phase-runner.js';
 import { hostLocked, lockedTimeoutMs } from '../resume.js';
 
@@ -23,7 +23,8 @@ export const bundleDir = (ctx: InstallContext): string => `${REMOTE_ROOT}/${ctx.
 /** The uploaded bundle file on a host. */
 export const bundleTar = (ctx: InstallContext): string => `${REMOTE_ROOT}/bundles/${ctx.bundleSha256}.tar`;
 /** A host script from the bundle's installer/ (scripts/host/ in this repository). */
-export const installer = (ctx: InstallContext, script: string): string => `${bundleDir(ctx)}/installer/${script}`;
+/** The command that runs one of the bundle's host scripts (installer/), with the KB_* paths it reads (host-paths.ts). */
+export const hostScript = (ctx: InstallContext, script: string): string => `${hostScriptEnv()} ${bundleDir(ctx)}/installer/${script}`;
 
 export const command = (cmd: string, opts: { timeoutMs?: number } = {}): Step => ({
   describe: cmd,

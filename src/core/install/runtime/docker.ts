@@ -10,7 +10,7 @@
 import { parseReference } from '../../oci/reference.js';
 import type { InstallContext, InstallHost } from '../context.js';
 import { ETC } from '../host-paths.js';
-import { file, installer, locked, type Step } from '../phases/steps.js';
+import { file, hostScript, locked, type Step } from '../phases/steps.js';
 import { renderTemplate } from '../render.js';
 import { kubeadmResetCommand } from '../resume.js';
 import type { ContainerRuntime, RuntimeInputs } from './types.js';
@@ -81,7 +81,7 @@ export const docker: ContainerRuntime = {
       file(DOCKER_DAEMON_JSON_NEW, () => mergedDaemonJson(host), 0o644, `the host's ${DOCKER_DAEMON_JSON} with the systemd cgroup driver`),
       file(CRI_DOCKER_DROP_IN, criDockerDropIn(registryImage(inputs.pauseImage(), ctx.registry))),
       file('/etc/crictl.yaml', renderTemplate('crictl/crictl.yaml', { criSocket: CRI_DOCKERD_SOCKET })),
-      locked(`${installer(ctx, SETUP_DOCKER_SCRIPT)} ${DOCKER_DAEMON_JSON_NEW}`, { timeoutMs: 5 * 60_000 }),
+      locked(`${hostScript(ctx, SETUP_DOCKER_SCRIPT)} ${DOCKER_DAEMON_JSON_NEW}`, { timeoutMs: 5 * 60_000 }),
     ];
   },
   kubeadmReset: () => kubeadmResetCommand(CRI_DOCKERD_SOCKET),
