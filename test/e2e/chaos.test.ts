@@ -153,9 +153,10 @@ describe('resume from any moment: the CLI killed inside every phase', () => {
     const inits = cpLog.match(/ kubeadm init --config /g)?.length ?? 0;
     const resets = cpLog.match(/ kubeadm reset /g)?.length ?? 0;
     assert.equal(inits, 1 + resets, `kubeadm init ran ${inits} times with ${resets} resets:\n${cpLog}`);
-    // each reset the install did was said: on the run that did it
+    // each reset the install did was said, on the run that did it (a run killed between saying it and doing it
+    // says it again on the next one: it may be said more often than done, never less)
     const said = [...outputs, final.stderr].join('\n').match(/kubeadm reset -f, then kubeadm init again/g)?.length ?? 0;
-    assert.equal(said, resets, 'every kubeadm reset before a second init was reported');
+    assert.ok(said >= resets, `${resets} kubeadm reset(s) before a second init, ${said} reported`);
     t.diagnostic(`kubeadm init ran ${inits} time(s), after ${resets} reset(s) by the install`);
 
     const nodes = (await l.ssh(1, 'kubectl get nodes')).stdout;
