@@ -62,7 +62,8 @@ interface KillPoint {
 
 /**
  * Run the CLI in the lab's network namespace and SIGKILL it `delayMs` after it announces the phase `target` (or
- * any later one). Resolves with where it died; when it ends on its own first, with its exit code.
+ * any later one), or at once when the next phase starts first. Resolves with where it died; when it ends on its own
+ * first, with its exit code.
  */
 function runAndKill(lab: Lab, args: string[], target: string, delayMs: number): Promise<KillPoint & { code: number | null; stderr: string }> {
   const argv = ['netns', 'exec', lab.netns, process.execPath, '--import', 'tsx', CLI_MAIN, ...args, '-i', lab.keyFile, '--known-hosts', lab.knownHostsFile];
@@ -82,6 +83,11 @@ function runAndKill(lab: Lab, args: string[], target: string, delayMs: number): 
         timer = setTimeout(() => {
           killed = child.kill('SIGKILL');
         }, delayMs);
+      } else if (i > at && timer && !killed) {
+        // the target phase ended before the delay did: kill now, at the next phase's start, so that a delay too
+        // long for this phase never lets the run finish the phases the next targets are meant to hit
+        clearTimeout(timer);
+        killed = child.kill('SIGKILL');
       }
     }
   });
