@@ -6,40 +6,26 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { BlobCache } from '../../src/core/cache.js';
 import { Fetcher } from '../../src/core/fetch.js';
 import { checkRedirect } from '../../src/core/http.js';
 import { UserError } from '../../src/util/errors.js';
-import { type TestServer, serveBytes, startHttpServer } from './helpers/fake-registry.js';
+import { serveBytes, startHttpServer, useHttpTestbed } from './helpers/fake-registry.js';
 
 const data = randomBytes(4096);
 const hex = createHash('sha256').update(data).digest('hex');
 
-let work: string;
-const servers: TestServer[] = [];
-before(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'kb-fetch-safety-'));
-});
-after(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  await rm(work, { recursive: true, force: true });
-});
-
-async function server(handler: Parameters<typeof startHttpServer>[0]): Promise<TestServer> {
-  const s = await startHttpServer(handler);
-  servers.push(s);
-  return s;
-}
+const bed = useHttpTestbed('kb-fetch-safety-');
+const server = bed.server;
 
 let caches = 0;
 function newFetcher(): Fetcher {
-  return new Fetcher({ cache: new BlobCache(path.join(work, `cache-${++caches}`)), retry: { attempts: 2, baseDelayMs: 1 }, timeouts: { connectMs: 2000, idleMs: 2000 } });
+  return new Fetcher({ cache: new BlobCache(path.join(bed.dir(), `cache-${++caches}`)), retry: { attempts: 2, baseDelayMs: 1 }, timeouts: { connectMs: 2000, idleMs: 2000 } });
 }
 
 async function failure(promise: Promise<unknown>): Promise<UserError> {
@@ -76,8 +62,8 @@ describe('redirects', () => {
   test('an https server redirecting to http is refused by the fetcher, which never asks the http server', async (t) => {
     let cert: { key: string; cert: string };
     try {
-      const key = path.join(work, 'key.pem');
-      const crt = path.join(work, 'cert.pem');
+      const key = path.join(bed.dir(), 'key.pem');
+      const crt = path.join(bed.dir(), 'cert.pem');
       execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', crt], { stdio: 'pipe' });
       cert = { key: await readFile(key, 'utf8'), cert: await readFile(crt, 'utf8') };
     } catch {

@@ -2,40 +2,25 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile, readdir, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BlobCache, FileWriter } from '../../src/core/cache.js';
 import { Fetcher, type FetcherOptions, type ProgressEvent } from '../../src/core/fetch.js';
 import { UserError } from '../../src/util/errors.js';
-import { type TestServer, serveBytes, startHttpServer } from './helpers/fake-registry.js';
+import { serveBytes, startHttpServer, useHttpTestbed } from './helpers/fake-registry.js';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const data = randomBytes(256 * 1024);
 const hex = createHash('sha256').update(data).digest('hex');
 
-let work: string;
-const servers: TestServer[] = [];
-
-before(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'kb-fetch-'));
-});
-after(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-  await rm(work, { recursive: true, force: true });
-});
-
-async function server(handler: Parameters<typeof startHttpServer>[0]): Promise<TestServer> {
-  const s = await startHttpServer(handler);
-  servers.push(s);
-  return s;
-}
+const bed = useHttpTestbed('kb-fetch-');
+const server = bed.server;
 
 let cacheCount = 0;
 function newFetcher(options: Partial<FetcherOptions> = {}, cacheDir?: string): Fetcher {
-  const dir = cacheDir ?? path.join(work, `cache-${++cacheCount}`);
+  const dir = cacheDir ?? path.join(bed.dir(), `cache-${++cacheCount}`);
   return new Fetcher({ cache: new BlobCache(dir), retry: { attempts: 3, baseDelayMs: 10 }, timeouts: { connectMs: 2000, idleMs: 2000 }, ...options });
 }
 
@@ -319,7 +304,7 @@ describe('fetchToCache', () => {
       res.writeHead(200, { 'content-length': big.length });
       res.write(big.subarray(0, sent)); // then stall until the client is killed
     });
-    const cacheDir = path.join(work, 'killed');
+    const cacheDir = path.join(bed.dir(), 'killed');
     const script = `
       const { BlobCache } = await import(${JSON.stringify(path.join(REPO_ROOT, 'src/core/cache.ts'))});
       const { Fetcher } = await import(${JSON.stringify(path.join(REPO_ROOT, 'src/core/fetch.ts'))});
@@ -359,7 +344,7 @@ describe('fetchToCache', () => {
       };
       pump();
     });
-    const cacheDir = path.join(work, 'huge');
+    const cacheDir = path.join(bed.dir(), 'huge');
     const script = `
       const { BlobCache } = await import(${JSON.stringify(path.join(REPO_ROOT, 'src/core/cache.ts'))});
       const { Fetcher } = await import(${JSON.stringify(path.join(REPO_ROOT, 'src/core/fetch.ts'))});
@@ -377,7 +362,7 @@ describe('fetchToCache', () => {
 
 describe('BlobCache', () => {
   test('putBytes stores small content under its sha256, atomically and idempotently', async () => {
-    const cache = new BlobCache(path.join(work, 'put'));
+    const cache = new BlobCache(path.join(bed.dir(), 'put'));
     const bytes = Buffer.from('{"schemaVersion":2}');
     const key = await cache.putBytes(bytes);
     assert.equal(key, createHash('sha256').update(bytes).digest('hex'));
@@ -399,7 +384,7 @@ describe('BlobCache', () => {
 
 describe('FileWriter', () => {
   test('writes every chunk in order across batches: tiny chunks, big ones, and a resumed file', async () => {
-    const file = path.join(work, 'writer-order');
+    const file = path.join(bed.dir(), 'writer-order');
     const chunks = [
       ...Array.from({ length: 700 }, (_, i) => Buffer.from([i % 256])), // more than one batch's worth of chunks
       randomBytes(3 << 20), // more than one batch's worth of bytes
@@ -415,7 +400,7 @@ describe('FileWriter', () => {
   });
 
   test('a failing write is thrown by close, after the file is closed, and never left unhandled', async () => {
-    const file = path.join(work, 'writer-fails');
+    const file = path.join(bed.dir(), 'writer-fails');
     await writeFile(file, 'x');
     const handle = await open(file, 'r'); // writes fail with EBADF
     const writer = new FileWriter(handle);

@@ -4,8 +4,12 @@
  * ghcr's refusal of an OCI index without the right Accept, tampered content, attestation manifests).
  */
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
 export interface LoggedRequest {
@@ -273,4 +277,28 @@ export async function startFakeRegistry(options: FakeRegistryOptions): Promise<F
 
 function registryError(res: http.ServerResponse, status: number, code: string, message: string): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code, message }] }));
+}
+
+/**
+ * For a test file: a scratch directory and the HTTP servers its tests start, made before its tests and removed and
+ * closed after them. Call at the file's top level.
+ */
+export function useHttpTestbed(prefix: string): { dir(): string; server(handler: Handler): Promise<TestServer> } {
+  let dir = '';
+  const servers: TestServer[] = [];
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+  });
+  after(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    dir: () => dir,
+    async server(handler) {
+      const s = await startHttpServer(handler);
+      servers.push(s);
+      return s;
+    },
+  };
 }
