@@ -53,6 +53,8 @@ export interface VerifyReport {
   sha256: string | null;
   /** sha256 (hex) of SHA256SUMS: what hosts check their unpacked copy against; null when there was none */
   sumsSha256: string | null;
+  /** SHA256SUMS as read (path → sha256), when it parsed */
+  sums: ReadonlyMap<string, string> | null;
   /** the bodies of the `keep` members that verified, by path */
   kept: Map<string, Buffer>;
 }
@@ -118,6 +120,7 @@ class Verification {
       manifest,
       sha256: this.stopped ? null : this.whole.digest('hex'),
       sumsSha256: this.sumsBytes ? sha256Of(this.sumsBytes) : null,
+      sums: this.sums,
       kept,
     };
   }

@@ -20,6 +20,11 @@ export interface Phase<H, C> {
   run(host: H, ctx: C, signal: AbortSignal): Promise<void>;
   /** what `run` would do on this host, one line per action, changing nothing */
   dryRun(host: H, ctx: C): Promise<string[]> | string[];
+  /**
+   * once, after every host of the phase, whatever their outcome (not in dry-run): undo what prepare or the hosts
+   * set up for the phase alone. Throwing fails the phase.
+   */
+  finish?(ctx: C): Promise<void> | void;
 }
 
 export type HostStatus = 'ok' | 'skipped' | 'failed' | 'not-run';
@@ -38,7 +43,7 @@ export interface PhaseResult<H> {
   title: string;
   /** 'failed' when a host failed or prepare threw; 'not-run' when the phase never started */
   status: 'ok' | 'failed' | 'not-run';
-  /** set when prepare threw (its hosts are then 'not-run') */
+  /** set when prepare threw (its hosts are then 'not-run') or finish did (its hosts keep their results) */
   error?: unknown;
   hosts: HostResult<H>[];
   durationMs: number;
@@ -92,6 +97,16 @@ async function runHost<H, C>(phase: Phase<H, C>, host: H, opts: RunOptions<H, C>
   return result;
 }
 
+/** null when `fn` returned, else what it threw */
+async function settle(fn: () => unknown): Promise<{ error: unknown } | null> {
+  try {
+    await fn();
+    return null;
+  } catch (error) {
+    return { error };
+  }
+}
+
 function notRun<H>(title: string, hosts: readonly H[]): PhaseResult<H> {
   return { title, status: 'not-run', hosts: hosts.map((host) => ({ host, status: 'not-run', durationMs: 0 })), durationMs: 0 };
 }
@@ -107,8 +122,9 @@ async function runPhase<H, C>(phase: Phase<H, C>, hosts: readonly H[], opts: Run
     await Promise.all(hosts.map((host) => limiter.run(async () => byHost.set(host, await runHost(phase, host, opts, signal)))));
     // results in the caller's host order, not completion order, so reports are stable
     const results = hosts.map((host) => byHost.get(host) as HostResult<H>);
-    const failed = results.some((r) => r.status === 'failed');
-    result = { title: phase.title, status: failed ? 'failed' : 'ok', hosts: results, durationMs: performance.now() - started };
+    const finished = opts.dryRun ? null : await settle(() => phase.finish?.(opts.ctx));
+    const failed = results.some((r) => r.status === 'failed') || finished !== null;
+    result = { title: phase.title, status: failed ? 'failed' : 'ok', hosts: results, durationMs: performance.now() - started, ...(finished ? { error: finished.error } : {}) };
   } catch (error) {
     result = { ...notRun(phase.title, hosts), status: 'failed', error, durationMs: performance.now() - started };
   }
