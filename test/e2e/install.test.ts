@@ -147,6 +147,21 @@ describe('bundle install in the lab', () => {
       await assertNoSecretOnHost(l, i, secrets);
     }
 
+    // the bundle crossed the operator's link to h1, the registry host, only: the workers fetched their part from it
+    // inside the site (no image, no registry or HA package), and the one-time key that let them is gone again
+    assert.match(first.stderr, /h2 .*fetched [\d.]+ [KMG]i?B from h1 /);
+    assert.doesNotMatch(first.stderr + second.stderr, /cannot fetch from/);
+    assert.equal((await l.ssh(1, 'ls /var/lib/kube-bundle/current/images/blobs/sha256 | wc -l')).stdout.trim() !== '0', true);
+    for (const i of [2, 3]) {
+      assert.equal((await l.ssh(i, 'test -e /var/lib/kube-bundle/current/images; echo $?')).stdout.trim(), '1', `h${i} stores no image`);
+      assert.equal((await l.ssh(i, 'ls /var/lib/kube-bundle/current/packages | grep -c -e docker-registry -e haproxy || true')).stdout.trim(), '0', `h${i} stores no registry or HA package`);
+      assert.equal((await l.ssh(i, 'ls /var/lib/kube-bundle/bundles 2>/dev/null | wc -l')).stdout.trim(), '0', `h${i} keeps no bundle file`);
+    }
+    const authorized = (await l.ssh(1, `cat ~${USER}/.ssh/authorized_keys`)).stdout;
+    assert.doesNotMatch(authorized, /kube-bundle-distribution/, 'the one-time key was removed');
+    assert.match(authorized, /ssh-/, 'the login key is still there');
+    assert.equal((await l.ssh(1, 'test -e /var/lib/kube-bundle/serve-bundle; echo $?')).stdout.trim(), '1', 'and so was its forced command');
+
     // every node pulls through containerd's registry config, from the seeded registry only
     for (const i of [1, 2, 3]) {
       for (const ref of ['registry.k8s.io/pause:3.10', 'ghcr.io/flannel-io/flannel:v0.26.5', 'ghcr.io/flannel-io/flannel-cni-plugin:v1.6.2-flannel1']) {

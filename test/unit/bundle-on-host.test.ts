@@ -81,3 +81,27 @@ for (const [what, change, refused] of tampering) {
     assert.match(r.stderr, refused);
   });
 }
+
+test('a host storing a part: only its paths are unpacked, the tar goes, and the check wants exactly that part', async (t) => {
+  const dir = await tempDir(t);
+  const tar = await packFixture(dir, key);
+  const sumsText = execFileSync('tar', ['-xOf', tar, SUMS_FILE]);
+  const all = execFileSync('tar', ['-tf', tar]).toString().trim().split('\n').filter((p) => !p.endsWith('/'));
+  const only = all.filter((p) => p !== DEB && !p.startsWith('images/'));
+  assert.ok(only.length > 3 && only.length < all.length - 2);
+  const b = { tar, dir: join(dir, 'unpacked'), sumsSha256: createHash('sha256').update(sumsText).digest('hex'), signed: true, only };
+  const r = await sh(unpackScript(b, { dropTar: true }));
+  assert.equal(r.code, 0, r.stderr);
+  const unpackedFiles = execFileSync('find', ['.', '-type', 'f', '-printf', '%P\n'], { cwd: b.dir }).toString().trim().split('\n').sort();
+  assert.deepEqual(unpackedFiles, [...only].sort());
+  await assert.rejects(stat(tar), 'the uploaded file is gone once unpacked');
+  assert.deepEqual(await sh(checkScript(b)), { code: 0, stderr: '' });
+  // a file of the bundle that is not this host's part is refused like any stranger
+  await mkdir(join(b.dir, 'packages'), { recursive: true });
+  await writeFile(join(b.dir, DEB), 'x');
+  assert.match((await sh(checkScript(b))).stderr, / {2}not listed: packages\/kubeadm_1\.32\.3-1\.1_amd64\.deb/);
+  // and a missing file of the part is named
+  await rm(join(b.dir, DEB));
+  await rm(join(b.dir, INSTALL_SH));
+  assert.match((await sh(checkScript(b))).stderr, / {2}missing: installer\/install\.sh/);
+});

@@ -11,6 +11,7 @@ const base: InstallSummary = {
     { title: 'Set up the control-plane address (haproxy + keepalived)', status: 'ok', seconds: 0, hosts: [] },
     { title: 'kubeadm init on the first control plane', status: 'failed', seconds: 2, hosts: [{ host: 'cp1', status: 'failed', error: 'cp1: `kubeadm init` exited with 1:\n  [ERROR ImagePull]' }] },
   ],
+  uploadedDirectly: [],
   seconds: 3.4,
 };
 
@@ -26,4 +27,15 @@ test('the summary names the failed host, phase and error, and leaves out phases 
 test('a re-run that changed nothing says so', () => {
   assert.match(formatSummary({ ...base, changed: false, phases: [base.phases[0]!] }), /^Nothing to do: every host is already as installed\./);
   assert.equal(formatSummary({ ...base, dryRun: true }), 'Dry run: nothing was changed.\n');
+});
+
+test('hosts that got their part uploaded from here are named with their hosts-file line and why; a phase\'s own error too', () => {
+  const text = formatSummary({
+    ...base,
+    uploadedDirectly: [{ host: 'w7 (10.0.0.18)', line: 8, reason: 'cannot reach it over SSH: ssh: connect to host 10.0.0.11 port 22: Connection timed out' }],
+    phases: [...base.phases, { title: 'Hand out the bundle inside the site', status: 'failed', seconds: 1, error: 'cp1: removing the one-time key failed', hosts: [] }],
+    ok: false,
+  });
+  assert.match(text, /Uploaded from here \(could not fetch their part inside the site\): 1 host\(s\)\n {2}w7 \(10\.0\.0\.18\) \(hosts file line 8\): cannot reach it over SSH: ssh: connect to host 10\.0\.0\.11 port 22: Connection timed out/);
+  assert.match(text, /Hand out the bundle inside the site: cp1: removing the one-time key failed/);
 });

@@ -25,17 +25,37 @@ export interface BundleOnHost {
   sumsSha256: string;
   /** the bundle has SHA256SUMS.asc (the one file besides SHA256SUMS that SHA256SUMS does not list) */
   signed: boolean;
+  /**
+   * the paths this host stores (payload.ts), SHA256SUMS and its signature among them; absent: the whole bundle.
+   * The check then wants exactly these files, each with its SHA256SUMS sha256.
+   */
+  only?: readonly string[];
 }
 
-/** Unpack into `<dir>.partial`, set the modes, check; only a tree that checks out is moved to `dir`. */
-export function unpackScript(b: BundleOnHost): string {
+/**
+ * Unpack into `<dir>.partial` (only the host's own paths, when it stores a part), set the modes, check; only a
+ * tree that checks out is moved to `dir`. `dropTar`: the uploaded file goes once unpacked (a host storing a part).
+ */
+export function unpackScript(b: BundleOnHost, opts: { dropTar?: boolean } = {}): string {
   const partial = shQuote(`${b.dir}.partial`);
   return [
     'set -eu',
     'umask 022',
     `rm -rf ${partial}`,
     `mkdir -p ${partial}`,
-    `tar -xf ${shQuote(b.tar)} -C ${partial} --no-same-owner --no-same-permissions`,
+    ...(b.only
+      ? [...listFile('members', b.only), `tar -xf ${shQuote(b.tar)} -C ${partial} --no-same-owner --no-same-permissions --verbatim-files-from -T "$tmp/members"`]
+      : [`tar -xf ${shQuote(b.tar)} -C ${partial} --no-same-owner --no-same-permissions`]),
+    finishScript(b),
+    ...(opts.dropTar ? [`rm -f ${shQuote(b.tar)}`] : []),
+  ].join('\n');
+}
+
+/** Set the modes of the tree in `<dir>.partial`, check it, and move it to `dir`. */
+export function finishScript(b: BundleOnHost): string {
+  const partial = shQuote(`${b.dir}.partial`);
+  return [
+    'set -eu',
     `cd ${partial}`,
     // the modes follow from the paths (paths.ts memberMode), not from the archive
     'find . -type d -exec chmod 0755 {} +',
@@ -69,10 +89,20 @@ const COMPARE_AWK = [
   'END { for (p in want) if (!(p in have)) print "  missing: " p; else if (have[p] != want[p]) print "  changed: " p; for (p in have) if (!(p in want)) print "  not listed: " p }',
 ].join('\n');
 
+/** `<sha256>  path` for every NUL-separated `./path` on stdin; OpenSSL's sha256 where present (faster than sha256sum). */
+export const HASH_FILES = `{ if command -v openssl >/dev/null; then xargs -0 -r openssl dgst -sha256 -r | sed 's/ \\*\\.\\//  /'; else xargs -0 -r sha256sum | sed 's/  \\.\\//  /'; fi; }`;
+
+/** Shell that writes `lines` to "$tmp/<name>" (making $tmp, removed on exit, when the script has none yet). */
+function listFile(name: string, lines: readonly string[]): string[] {
+  return [
+    '[ -n "${tmp:-}" ] || { tmp=$(mktemp -d); trap \'rm -rf "$tmp"\' EXIT; }',
+    `cat > "$tmp/${name}" <<'KUBE_BUNDLE_LIST'\n${lines.map((l) => `${l}\n`).join('')}KUBE_BUNDLE_LIST`,
+  ];
+}
+
 function checkLines(b: BundleOnHost): string {
   const dir = shQuote(b.dir);
   const fail = (what: string) => `{ echo "${'$'}{d}: ${what}" >&2; exit 1; }`;
-  const hashOf = `{ if command -v openssl >/dev/null; then xargs -0 -r openssl dgst -sha256 -r | sed 's/ \\*\\.\\//  /'; else xargs -0 -r sha256sum | sed 's/  \\.\\//  /'; fi; }`;
   return [
     `d=${dir}`,
     SHA256_SHELL_FUNCTION,
@@ -85,11 +115,12 @@ function checkLines(b: BundleOnHost): string {
     `wrong=$(find . -mindepth 1 ! -user 0 | head -n 5)`,
     `[ -z "$wrong" ] || ${fail('not owned by root: $wrong')}`,
     // every file hashed once; compared with SHA256SUMS by path, and every directory must hold a listed file
-    'tmp=$(mktemp -d)',
-    `find . -type f ! -path ./${SUMS_FILE} ! -path ./${SIGNATURE_FILE} -print0 | ${hashOf} > "$tmp/actual"`,
+    ...(b.only ? listFile('only', b.only) : ['[ -n "${tmp:-}" ] || { tmp=$(mktemp -d); trap \'rm -rf "$tmp"\' EXIT; }']),
+    // the files wanted: SHA256SUMS's lines, or those of the paths this host stores
+    b.only ? `awk 'FILENAME == ARGV[1] { only[$0] = 1; next } substr($0, 67) in only' "$tmp/only" ${SUMS_FILE} > "$tmp/expected"` : `cp ${SUMS_FILE} "$tmp/expected"`,
+    `find . -type f ! -path ./${SUMS_FILE} ! -path ./${SIGNATURE_FILE} -print0 | ${HASH_FILES} > "$tmp/actual"`,
     `find . -mindepth 1 -type d -printf '%P\\n' > "$tmp/dirs"`,
-    `problems=$(awk '${COMPARE_AWK}' ${SUMS_FILE} "$tmp/actual" "$tmp/dirs" | LC_ALL=C sort | head -n 10)`,
-    'rm -rf "$tmp"',
+    `problems=$(awk '${COMPARE_AWK}' "$tmp/expected" "$tmp/actual" "$tmp/dirs" | LC_ALL=C sort | head -n 10)`,
     `[ -z "$problems" ] || { echo "${'$'}{d}: the unpacked bundle differs from its ${SUMS_FILE}:" >&2; echo "$problems" >&2; exit 1; }`,
   ].join('\n');
 }

@@ -11,6 +11,7 @@ import type { Connection } from '../ssh/connection.js';
 import type { Facts } from './facts.js';
 import type { HostSpec } from './hosts.js';
 import type { HostOS } from './os.js';
+import type { VerifiedTree } from './payload.js';
 import type { InterfaceAddress } from './validate.js';
 
 export interface InstallOptions {
@@ -81,6 +82,10 @@ export interface InstallContext {
   sumsSha256: string;
   /** hosts whose unpacked bundle was checked in this run already */
   bundleChecked: Set<InstallHost>;
+  /** SHA256SUMS and the repository's index as verify read them: what each host stores follows from them (payload.ts) */
+  tree: VerifiedTree;
+  /** hosts that could not fetch their part inside the site and got it uploaded by the operator, and why */
+  fallbacks: Map<InstallHost, string>;
   manifest: BundleManifest;
   version: KubeVersion;
   flannelManifest: string;

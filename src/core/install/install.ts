@@ -9,7 +9,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
-import { manifestFile } from '../bundle/paths.js';
+import { manifestFile, PACKAGES_DIR } from '../bundle/paths.js';
 import { assertBundleVerified } from '../bundle/verify.js';
 import { loadComponents, loadTarget } from '../definitions.js';
 import { parseKubeVersion } from '../kube-version.js';
@@ -27,6 +27,9 @@ import { installPhases } from './phases/index.js';
 import { checkClusterSettings } from './settings.js';
 import { logEvent, summarize, type InstallSummary } from './summary.js';
 
+/** The repository's index: what each host stores of the bundle is its packages' closure over it (payload.ts). */
+const PACKAGES_INDEX = `${PACKAGES_DIR}/Packages`;
+
 export async function install(given: InstallOptions): Promise<InstallSummary> {
   const started = Date.now();
   // values that end up in the hosts' files are checked where they enter: before the bundle is read or a host contacted
@@ -41,10 +44,12 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
   // One pass: the file's sha256 (which every host checks its upload against), bundle.yaml and flannel's manifest
   // all come from the reading that was verified, never from a second read of a file that may have changed since.
   const flannelPath = manifestFile('kube-flannel.yml');
-  const report = await assertBundleVerified({ file: bundleFile, ...(options.pubkey ? { pubkeyFile: options.pubkey } : {}), allowUnsigned: options.allowUnsigned, keep: [flannelPath] });
-  const { manifest, sha256: bundleSha256, sumsSha256 } = report;
+  const report = await assertBundleVerified({ file: bundleFile, ...(options.pubkey ? { pubkeyFile: options.pubkey } : {}), allowUnsigned: options.allowUnsigned, keep: [flannelPath, PACKAGES_INDEX] });
+  const { manifest, sha256: bundleSha256, sumsSha256, sums } = report;
   const flannel = report.kept.get(flannelPath);
-  if (!manifest || !bundleSha256 || !sumsSha256 || !flannel) throw new UserError(`${bundleFile} has no ${flannelPath}: is it a kube-bundle bundle of this release?`);
+  const packagesIndex = report.kept.get(PACKAGES_INDEX);
+  if (!manifest || !bundleSha256 || !sumsSha256 || !sums || !flannel || !packagesIndex) throw new UserError(`${bundleFile} has no ${flannel ? PACKAGES_INDEX : flannelPath}: is it a kube-bundle bundle of this release?`);
+  const tree = { sums, packagesIndex: packagesIndex.toString('utf8'), signed: manifest.signer !== null };
   options.log(`  OK: Kubernetes ${manifest.kubernetesVersion} for ${manifest.target}, ${report.signer ? `signed by ${report.signer}` : 'UNSIGNED'}`);
   if (!manifest.runtimes.includes(options.runtime)) {
     throw new UserError(`the bundle carries the ${manifest.runtimes.join(', ')} runtime, not ${options.runtime}`, `rebuild with --runtime ${options.runtime} or install with --runtime ${manifest.runtimes[0]}`);
@@ -56,7 +61,7 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
   const secrets = new Secrets();
   options.log(`Connecting to ${specs.length} host(s)`);
   const nodes = await connectAll(specs, options, secrets);
-  const ctx = buildContext(options, nodes, { bundleFile, bundleSha256, sumsSha256, manifest, flannelManifest: flannel.toString('utf8'), os, secrets, signerKey: report.publicKeyArmored ?? undefined });
+  const ctx = buildContext(options, nodes, { bundleFile, bundleSha256, sumsSha256, tree, manifest, flannelManifest: flannel.toString('utf8'), os, secrets, signerKey: report.publicKeyArmored ?? undefined });
   if (ctx.ha) options.log(describeHa(ctx.ha));
 
   try {
@@ -123,7 +128,7 @@ async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: S
 function buildContext(
   options: InstallOptions,
   nodes: InstallHost[],
-  bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey'>,
+  bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'tree' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey'>,
 ): InstallContext {
   const controlPlanes = nodes.filter((n) => n.spec.role === 'control-plane');
   const firstControlPlane = controlPlanes[0];
@@ -142,6 +147,7 @@ function buildContext(
     registryHost,
     registry: `${hostForUrl(registryHost.spec.address)}:${options.registryPort}`,
     bundleChecked: new Set(),
+    fallbacks: new Map(),
     endpoint,
     ...(ha ? { ha } : {}),
   };

@@ -13,7 +13,9 @@ export interface InstallSummary {
   cancelled: boolean;
   nodes: { name: string; address: string; role: string }[];
   kubeconfig: string;
-  phases: { title: string; status: string; seconds: number; hosts: { host: string; status: string; error?: string; plan?: string[] }[] }[];
+  phases: { title: string; status: string; seconds: number; error?: string; hosts: { host: string; status: string; error?: string; plan?: string[] }[] }[];
+  /** hosts that could not fetch their part of the bundle inside the site and got it uploaded from the operator's machine */
+  uploadedDirectly: { host: string; line: number; reason: string }[];
   seconds: number;
 }
 
@@ -50,6 +52,7 @@ export function summarize(ctx: InstallContext, result: RunResult<InstallHost>, s
       title: p.title,
       status: p.status,
       seconds: p.durationMs / 1000,
+      ...(p.error ? { error: ctx.secrets.redact((p.error as Error).message ?? String(p.error)) } : {}),
       hosts: p.hosts.map((h) => ({
         host: h.host.label,
         status: h.status,
@@ -57,6 +60,7 @@ export function summarize(ctx: InstallContext, result: RunResult<InstallHost>, s
         ...(h.plan ? { plan: h.plan } : {}),
       })),
     })),
+    uploadedDirectly: [...ctx.fallbacks].map(([h, reason]) => ({ host: h.label, line: h.spec.line, reason: ctx.secrets.redact(reason) })),
     seconds: (Date.now() - started) / 1000,
   };
 }
@@ -72,6 +76,11 @@ export function formatSummary(s: InstallSummary): string {
   else if (s.cancelled) lines.push('Install stopped (interrupted); run it again to resume.');
   else lines.push(`Install failed on ${failed.length} host(s); run it again to resume after fixing:`);
   for (const f of failed) lines.push(`  ${f.host} — ${f.phase}:\n    ${(f.error ?? '').split('\n').join('\n    ')}`);
+  for (const p of s.phases.filter((p) => p.error)) lines.push(`  ${p.title}: ${p.error}`);
+  if (s.uploadedDirectly.length) {
+    lines.push('', `Uploaded from here (could not fetch their part inside the site): ${s.uploadedDirectly.length} host(s)`);
+    for (const u of s.uploadedDirectly) lines.push(`  ${u.host} (hosts file line ${u.line}): ${u.reason}`);
+  }
   lines.push('', 'Nodes:');
   for (const n of s.nodes) lines.push(`  ${n.name.padEnd(20)} ${n.address.padEnd(16)} ${n.role}`);
   lines.push('', `kubeconfig: ${s.kubeconfig}`, '', 'Time per phase:');

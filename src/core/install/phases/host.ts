@@ -3,7 +3,7 @@
  * container runtime configured to pull from it.
  */
 import { shQuote } from '../../ssh/command.js';
-import type { InstallContext } from '../context.js';
+import type { InstallContext, InstallHost } from '../context.js';
 import { isHaHolder } from '../ha.js';
 import { CA_FILE, ETC, PKI, REGISTRY_CONFIG, REGISTRY_STORAGE, REGISTRY_UNIT_FILE, SIGNER_KEY } from '../host-paths.js';
 import { renderTemplate } from '../render.js';
@@ -27,11 +27,16 @@ export function preparePhase(): InstallPhase {
   });
 }
 
+/** The packages this host installs from the bundle (their dependencies come along): what its role, the registry and HA need. */
+export function hostPackages(ctx: InstallContext, host: InstallHost): string[] {
+  return ctx.os.packages(host.spec.role, ctx.options.runtime, { registryHere: host === ctx.registryHost, ha: isHaHolder(ctx, host) });
+}
+
 export function packagesPhase(): InstallPhase {
   return journaled('packages', {
     title: 'Install packages from the bundle',
     steps: (host, ctx) => {
-      const packages = ctx.os.packages(host.spec.role, ctx.options.runtime, { registryHere: host === ctx.registryHost, ha: isHaHolder(ctx, host) });
+      const packages = hostPackages(ctx, host);
       return [
         command(ctx.os.preparePorts()),
         locked(`${hostScript(ctx, 'install-packages.sh')} ${bundleDir(ctx)} ${keyring(ctx)} ${ctx.os.kubePackages.join(',')} ${packages.join(' ')}`, { timeoutMs: 30 * 60_000 }),

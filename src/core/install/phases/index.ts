@@ -9,14 +9,15 @@
  * which --dry-run prints.
  */
 import { haApiPhase, haPhase } from '../ha.js';
-import { checkBundlePhase, CHECK_BUNDLE_PHASE, uploadPhase } from './bundle.js';
+import { checkBundlePhase, CHECK_BUNDLE_PHASE, distributePhase, uploadPhase } from './bundle.js';
 import { packagesPhase, preparePhase, registryPhase, runtimePhase } from './host.js';
 import { CHECK_CLUSTER_PHASE, checkClusterPhase, initPhase, joinControlPlanesPhase, joinWorkersPhase, networkPhase } from './kubeadm.js';
 import type { InstallPhase } from './steps.js';
 
 export function installPhases(): InstallPhase[] {
   return [
-    uploadPhase(), //             every host: upload the bundle, unpack it, check the tree (bundle.ts)
+    uploadPhase(), //             the registry host: upload the bundle, unpack it, check the tree (bundle.ts)
+    distributePhase(), //         every other host: fetch its part from the registry host (or get it uploaded), check it
     checkBundlePhase(), //        every host, every run: the unpacked tree is still the verified one
     preparePhase(), //            every host: hostname, /etc/hosts, swap, kernel modules and sysctls (host.ts)
     packagesPhase(), //           every host: its role's packages from the bundle's signed repository
