@@ -10,6 +10,7 @@ import { packageRoot } from '../../util/package-root.js';
 import { Secrets } from '../ssh/command.js';
 import { connectToHost, specLabel } from './connect.js';
 import { readHostsFile, type HostSpec } from './hosts.js';
+import { DEFAULT_CONCURRENCY } from './limits.js';
 import { runPhases, type Phase } from './phase-runner.js';
 import { hostScriptEnv } from './host-paths.js';
 
@@ -22,7 +23,7 @@ export interface ResetOptions {
   dryRun: boolean;
   /** the operator said yes (--yes, or answered the prompt) */
   confirmed: boolean;
-  /** hosts reset at once (default 10, as install) */
+  /** hosts reset at once (default DEFAULT_CONCURRENCY, as install) */
   concurrency?: number;
   log(line: string): void;
 }
@@ -80,7 +81,7 @@ export async function reset(options: ResetOptions): Promise<ResetResult> {
   const ctx: ResetContext = { options, script: resetScript(), secrets: new Secrets(), output: new Map() };
   const result = await runPhases([resetPhase], specs, {
     ctx,
-    concurrency: options.concurrency ?? 10,
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
     onEvent: (e) => {
       if (e.type !== 'host-end') return;
       const label = specLabel(e.result.host);
