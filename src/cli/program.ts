@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { createProgress } from '../util/progress.js';
+import { createLiveLine, createProgress } from '../util/progress.js';
 import { CONCURRENCY_HELP, DEFAULT_CONCURRENCY } from '../core/install/limits.js';
 
 // Each command loads its core when it runs: `bundle --help` or `bundle verify` need not load the builder,
@@ -241,6 +241,8 @@ export function createProgram(): Command {
           dryRun: Boolean(flags.dryRun),
           signal: interrupt.signal,
           log: flags.json ? () => {} : (line) => process.stderr.write(line + '\n'),
+          // with many hosts, a phase's count is redrawn on one line of a terminal
+          live: flags.json ? undefined : await createLiveLine(process.stderr),
         });
         process.stdout.write(flags.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary));
         if (!summary.ok) throw new UserError(summary.cancelled ? 'install interrupted' : 'install failed (see above)', 'run the same command again to resume');
@@ -269,6 +271,7 @@ export function createProgram(): Command {
         confirmed: Boolean(flags.yes),
         concurrency: positiveInt(flags.concurrency, '--concurrency'),
         log: (line) => process.stderr.write(line + '\n'),
+        live: await createLiveLine(process.stderr),
       });
       if (!result.ok) throw new UserError(`reset failed on ${result.hosts.filter((h) => !h.ok).map((h) => h.host).join(', ')}`, 'fix the host and run reset again: it is safe to repeat');
     });

@@ -26,12 +26,15 @@ import { osFor } from './os.js';
 import { runPhases } from './phase-runner.js';
 import { installPhases } from './phases/index.js';
 import { checkClusterSettings } from './settings.js';
-import { logEvent, summarize, type InstallSummary } from './summary.js';
+import { installReporter, summarize, type InstallSummary } from './summary.js';
 
 export async function install(given: InstallOptions): Promise<InstallSummary> {
   const started = Date.now();
   // values that end up in the hosts' files are checked where they enter: before the bundle is read or a host contacted
   const options: InstallOptions = { ...given, ...checkNetworkFlags(given) };
+  // every line goes through the reporter, which keeps a redrawn count line below them on a terminal
+  const reporter = installReporter(given);
+  options.log = reporter.print;
   const specs = readHostsFile(options.hostsFile);
   const bundleFile = options.bundle ?? (await findBundle());
   if (!options.pubkey && !options.allowUnsigned) {
@@ -58,7 +61,17 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
   checkOpenFiles(specs.length, options.concurrency);
   options.log(`Connecting to ${specs.length} host(s)`);
   const nodes = await connectAndExamine(specs, options, secrets);
-  const ctx = buildContext(options, nodes, { bundleFile, bundleSha256, sumsSha256, manifest, flannelManifest: flannel.toString('utf8'), os, secrets, signerKey: report.publicKeyArmored ?? undefined });
+  const ctx = buildContext(options, nodes, {
+    bundleFile,
+    bundleSha256,
+    sumsSha256,
+    manifest,
+    flannelManifest: flannel.toString('utf8'),
+    os,
+    secrets,
+    signerKey: report.publicKeyArmored ?? undefined,
+    progress: reporter,
+  });
   if (ctx.ha) options.log(describeHa(ctx.ha));
 
   try {
@@ -86,10 +99,11 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
       concurrency: options.concurrency,
       dryRun: options.dryRun,
       ...(options.signal ? { signal: options.signal } : {}),
-      onEvent: (e) => logEvent(e, options.log),
+      onEvent: reporter.onEvent,
     });
-    return summarize(ctx, result, started);
+    return summarize(ctx, result, started, reporter);
   } finally {
+    reporter.close();
     await Promise.allSettled(nodes.map((n) => n.conn.close()));
   }
 }
@@ -119,7 +133,7 @@ function connectAndExamine(specs: HostSpec[], options: InstallOptions, secrets: 
 function buildContext(
   options: InstallOptions,
   nodes: InstallHost[],
-  bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey'>,
+  bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey' | 'progress'>,
 ): InstallContext {
   const controlPlanes = nodes.filter((n) => n.spec.role === 'control-plane');
   const firstControlPlane = controlPlanes[0];
