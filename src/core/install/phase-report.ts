@@ -55,7 +55,7 @@ export function tallyEvent<H>(t: PhaseTally, e: PhaseEvent<H>): PhaseTally {
   return { ...t, running, [key]: t[key] + 1 };
 }
 
-/** "40/120 hosts: 37 ok, 3 already done, 2 failed, 8 running, 70 waiting; 1m05s, 2.4 GiB at 37.5 MiB/s" */
+/** "42/120 hosts: 37 ok, 3 already done, 2 failed, 8 running, 70 waiting; 1m05s, 2.4 GiB at 37.5 MiB/s" */
 export function formatTally(t: PhaseTally, elapsedMs: number): string {
   const ended = t.ok + t.skipped + t.failed + t.notRun;
   const waiting = t.total - ended - t.running;
