@@ -131,6 +131,22 @@ test('on a terminal, many hosts redraw one line; printed lines go above it; few 
   assert.ok(!calls.some((c) => /^(update|clear|stop)/.test(c)), calls.join('\n'));
 });
 
+test('many hosts cut short: the last count says which hosts never ran', async () => {
+  const { r, clock, lines } = reporter();
+  const stop = new AbortController();
+  const cut: Phase<Host, object> = {
+    title: 'Install packages',
+    async run(h) {
+      clock.now += 1000;
+      if (h.name === 'w4') stop.abort();
+    },
+    dryRun: () => [],
+  };
+  const result = await runPhases([cut], hosts(12), { ctx: {}, concurrency: 2, signal: stop.signal, onEvent: r.onEvent });
+  assert.equal(result.cancelled, true);
+  assert.equal(lines.at(-1), '  ✗ 12/12 hosts: 4 ok, 8 not run; 4s');
+});
+
 test('countBytes turns a running total into bytes moved: a resumed prefix is not counted, a restart starts anew', () => {
   const moved: number[] = [];
   const onProgress = countBytes({ bytes: (_h, n) => void moved.push(n), note() {} }, 'h1');

@@ -197,10 +197,12 @@ export class PhaseReporter<H> implements PhaseProgress<H> {
 
   private end(phase: Running<H>, result: PhaseResult<H>): void {
     if (phase.many) {
-      phase.tally = { ...phase.tally, running: 0 };
+      // from the result: hosts a cancellation kept from starting, or a failed preparation, send no events
+      const t = { ...newTally(result.hosts.length), bytes: phase.tally.bytes };
+      for (const r of result.hosts) t[r.status === 'not-run' ? 'notRun' : r.status]++;
       this.close();
-      const failed = result.status === 'failed';
-      this.opts.log(`${this.opts.indent}${failed ? '✗' : '✓'} ${formatTally(phase.tally, this.now() - phase.started)}`);
+      const whole = result.status === 'ok' && t.notRun === 0;
+      this.opts.log(`${this.opts.indent}${whole ? '✓' : '✗'} ${formatTally(t, this.now() - phase.started)}`);
       if (result.error !== undefined) this.opts.log(`${this.opts.indent}✗ ${phase.title}: ${errorMessage(result.error)}`);
     } else {
       this.close();
