@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { createProgress } from '../util/progress.js';
+import { createLiveLine, createProgress } from '../util/progress.js';
+import { CONCURRENCY_HELP, DEFAULT_CONCURRENCY } from '../core/install/limits.js';
 
 // Each command loads its core when it runs: `bundle --help` or `bundle verify` need not load the builder,
 // the SSH stack or openpgp's signing code, so every command starts faster.
@@ -203,7 +204,7 @@ export function createProgram(): Command {
     .option('--control-plane-endpoint <host[:port]>', 'address the nodes use for the API server')
     .option('--vip <address>', 'virtual IPv4 address for a highly available control-plane endpoint: keepalived + haproxy on the lb hosts, else on the control planes (port 8443); needs a bundle built with --ha')
     .option('--registry-port <port>', 'port of the seeded registry', '5000')
-    .option('--concurrency <n>', 'hosts worked on at once', '10')
+    .option('--concurrency <n>', CONCURRENCY_HELP, String(DEFAULT_CONCURRENCY))
     .option('--dry-run', 'print per host the uploads and exact commands, change nothing')
     .option('--json', 'print a JSON summary')
     .addHelpText(
@@ -240,6 +241,8 @@ export function createProgram(): Command {
           dryRun: Boolean(flags.dryRun),
           signal: interrupt.signal,
           log: flags.json ? () => {} : (line) => process.stderr.write(line + '\n'),
+          // with many hosts, a phase's count is redrawn on one line of a terminal
+          live: flags.json ? undefined : await createLiveLine(process.stderr),
         });
         process.stdout.write(flags.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary));
         if (!summary.ok) throw new UserError(summary.cancelled ? 'install interrupted' : 'install failed (see above)', 'run the same command again to resume');
@@ -255,7 +258,7 @@ export function createProgram(): Command {
     .option('--yes', 'do not ask for confirmation')
     .option('--purge', 'also remove the packages install added')
     .option('--dry-run', 'print what would be done, change nothing')
-    .option('--concurrency <n>', 'hosts worked on at once', '10')
+    .option('--concurrency <n>', CONCURRENCY_HELP, String(DEFAULT_CONCURRENCY))
     .action(async (flags: ResetFlags) => {
       const { reset } = await import('../core/install/reset.js');
       const result = await reset({
@@ -268,6 +271,7 @@ export function createProgram(): Command {
         confirmed: Boolean(flags.yes),
         concurrency: positiveInt(flags.concurrency, '--concurrency'),
         log: (line) => process.stderr.write(line + '\n'),
+        live: await createLiveLine(process.stderr),
       });
       if (!result.ok) throw new UserError(`reset failed on ${result.hosts.filter((h) => !h.ok).map((h) => h.host).join(', ')}`, 'fix the host and run reset again: it is safe to repeat');
     });

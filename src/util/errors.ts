@@ -5,6 +5,8 @@
  * it prints one line with the cause and, when we know one, a hint, and exits 2.
  * Anything else is a bug or an unexpected fault: it exits 1 and shows its stack only under --debug.
  */
+import { tooManyOpenFiles } from './open-files.js';
+
 export class UserError extends Error {
   readonly exitCode: number = 2;
   constructor(
@@ -30,6 +32,9 @@ export function describeFailure(err: unknown, debug: boolean): { exitCode: numbe
     return { exitCode: err.exitCode, text: lines.join('\n') };
   }
   const e = err instanceof Error ? err : new Error(String(err));
+  // running out of file descriptors is the operator's to fix, wherever it struck: named, not reported as a bug
+  const fds = tooManyOpenFiles((err as NodeJS.ErrnoException | undefined)?.code);
+  if (fds) return { exitCode: 2, text: `error: ${e.message}: ${fds}${debug && e.stack ? `\n${e.stack}` : ''}` };
   const text = debug
     ? `internal error: ${e.stack ?? e.message}`
     : `internal error: ${e.message}\n(run again with --debug for the stack trace; please report it)`;

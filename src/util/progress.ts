@@ -28,7 +28,7 @@ export function formatBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
-function formatDuration(seconds: number): string {
+export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
   if (seconds < 60) return `${Math.round(seconds)}s`;
   const m = Math.floor(seconds / 60);
@@ -55,6 +55,32 @@ export async function createProgress(opts: { json?: boolean; stream?: NodeJS.Wri
   if (!stream.isTTY || !stream.columns) return new LineProgress(stream);
   const { default: ora } = await import('ora');
   return new SpinnerProgress(ora({ stream, discardStdin: false }));
+}
+
+/** One line redrawn in place at the bottom of a terminal, for a state that changes often (a count of hosts). */
+export interface LiveLine {
+  /** show `text` as the line, now */
+  update(text: string): void;
+  /** take the line off the screen until the next update (to print a line above it) */
+  clear(): void;
+  /** take the line off for good */
+  stop(): void;
+}
+
+/** A LiveLine on a terminal with a width (ora's spinner), or undefined: the caller then prints lines instead. */
+export async function createLiveLine(stream: NodeJS.WriteStream = process.stderr): Promise<LiveLine | undefined> {
+  if (!stream.isTTY || !stream.columns) return undefined;
+  const { default: ora } = await import('ora');
+  const spinner = ora({ stream, discardStdin: false });
+  return {
+    update(text) {
+      spinner.text = text;
+      if (spinner.isSpinning) spinner.render();
+      else spinner.start();
+    },
+    clear: () => void spinner.clear(),
+    stop: () => void spinner.stop(),
+  };
 }
 
 class SpinnerProgress implements Progress {

@@ -52,7 +52,7 @@ describe(`bundle install on ${HOSTS} hosts`, () => {
 
     // h2..h7 fetched from h1; h8 was named, with its hosts-file line and why, and got its part uploaded
     for (let i = 2; i < HOSTS; i++) assert.match(r.stderr, new RegExp(`h${i} \\(${l.hosts[i - 1]!.ip.replaceAll('.', '\\.')}\\): fetched .* from h1 `), `h${i}`);
-    assert.match(r.stdout, new RegExp(`Uploaded from here \\(could not fetch their part inside the site\\): 1 host\\(s\\)\\n  h8 \\(${l.hosts[7]!.ip.replaceAll('.', '\\.')}\\) \\(hosts file line 8\\): cannot reach it over SSH: .*(timed out|Connection)`));
+    assert.match(r.stdout, new RegExp(`Uploaded from here \\(could not fetch their part inside the site\\): 1 host\\(s\\)\\n  h8 \\(${l.hosts[7]!.ip.replaceAll('.', '\\.')}\\) \\[${hosts.replaceAll('.', '\\.')}:8\\]: cannot reach it over SSH: .*(timed out|Connection)`));
 
     // the operator sent the bundle twice (h1, and h8's fallback) and a few MB per host besides, not 8 bundles
     const budget = 1.1 * bundleBytes * 2 + 5 * MB * HOSTS;

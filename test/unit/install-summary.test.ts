@@ -32,10 +32,11 @@ test('a re-run that changed nothing says so', () => {
 test('hosts that got their part uploaded from here are named with their hosts-file line and why; a phase\'s own error too', () => {
   const text = formatSummary({
     ...base,
+    hostsFile: 'hosts.txt',
     uploadedDirectly: [{ host: 'w7 (10.0.0.18)', line: 8, reason: 'cannot reach it over SSH: ssh: connect to host 10.0.0.11 port 22: Connection timed out' }],
     phases: [...base.phases, { title: 'Hand out the bundle inside the site', status: 'failed', seconds: 1, error: 'cp1: removing the one-time key failed', hosts: [] }],
     ok: false,
   });
-  assert.match(text, /Uploaded from here \(could not fetch their part inside the site\): 1 host\(s\)\n {2}w7 \(10\.0\.0\.18\) \(hosts file line 8\): cannot reach it over SSH: ssh: connect to host 10\.0\.0\.11 port 22: Connection timed out/);
+  assert.match(text, /Uploaded from here \(could not fetch their part inside the site\): 1 host\(s\)\n {2}w7 \(10\.0\.0\.18\) \[hosts\.txt:8\]: cannot reach it over SSH: ssh: connect to host 10\.0\.0\.11 port 22: Connection timed out/);
   assert.match(text, /Hand out the bundle inside the site: cp1: removing the one-time key failed/);
 });

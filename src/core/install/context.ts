@@ -3,6 +3,7 @@
  * the phases read and fill in. Only types, and only from modules below the install (no phase, no runner), so that
  * any install module can import it without import cycles.
  */
+import type { LiveLine } from '../../util/progress.js';
 import type { BundleManifest } from '../bundle/manifest.js';
 import type { Runtime } from '../definitions.js';
 import type { KubeVersion } from '../kube-version.js';
@@ -33,8 +34,10 @@ export interface InstallOptions {
   concurrency: number;
   dryRun: boolean;
   signal?: AbortSignal;
-  /** one line per host per phase, and what the install says along the way */
+  /** one line per host per phase (a count per phase with many hosts), and what the install says along the way */
   log(line: string): void;
+  /** a terminal line to redraw each phase's count on, with many hosts (program.ts makes one for a terminal) */
+  live?: LiveLine;
 }
 
 /** What install does over a host's SSH connection (a Connection; tests give a stand-in). */
@@ -72,6 +75,17 @@ export interface HaPlan {
   links: Map<InstallHost, InterfaceAddress>;
 }
 
+/**
+ * How a phase reports, per host, what it moved and what it has to say; phase-report.ts prints it (a line per host
+ * with few hosts, the phase's count and throughput with many) and keeps it per phase and host for --json.
+ */
+export interface PhaseProgress<H> {
+  /** `n` more bytes moved for `host` in the running phase (sent to it, or fetched by it); adds up over calls */
+  bytes(host: H, n: number): void;
+  /** a line about `host` ("sent 300 MiB in 12s"): printed under its phase with few hosts, always in --json */
+  note(host: H, text: string): void;
+}
+
 /** Everything the phases share. */
 export interface InstallContext {
   options: InstallOptions;
@@ -105,6 +119,8 @@ export interface InstallContext {
   /** the virtual control-plane address, with --vip */
   ha?: HaPlan;
   secrets: Secrets;
+  /** what the phases moved and said per host (phase-report.ts) */
+  progress: PhaseProgress<InstallHost>;
   /** set by the init phase, or read back from the first control plane on a re-run */
   cluster?: ClusterSecrets;
   caCertHash?: string;

@@ -15,9 +15,10 @@ import { loadComponents, loadTarget } from '../definitions.js';
 import { parseKubeVersion } from '../kube-version.js';
 import type { Connection } from '../ssh/connection.js';
 import { Secrets, shQuote } from '../ssh/command.js';
-import { connectToHost, specLabel } from './connect.js';
+import { connectAll, connectToHost, specLabel } from './connect.js';
 import type { InstallContext, InstallHost, InstallOptions } from './context.js';
 import { gatherFacts, preflightProblems } from './facts.js';
+import { checkOpenFiles } from './limits.js';
 import { checkHaOptions, describeHa, haEndpoint, haPreflight, planHa } from './ha.js';
 import { isValidNodeName, readHostsFile, type HostSpec } from './hosts.js';
 import { checkNetworkFlags, formatEndpoint, nodeAddressProblems, parseEndpoint, parseIp } from './validate.js';
@@ -25,7 +26,7 @@ import { osFor } from './os.js';
 import { runPhases } from './phase-runner.js';
 import { installPhases } from './phases/index.js';
 import { checkClusterSettings } from './settings.js';
-import { logEvent, summarize, type InstallSummary } from './summary.js';
+import { installReporter, summarize, type InstallSummary } from './summary.js';
 
 /** The repository's index: what each host stores of the bundle is its packages' closure over it (payload.ts). */
 const PACKAGES_INDEX = `${PACKAGES_DIR}/Packages`;
@@ -34,6 +35,9 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
   const started = Date.now();
   // values that end up in the hosts' files are checked where they enter: before the bundle is read or a host contacted
   const options: InstallOptions = { ...given, ...checkNetworkFlags(given) };
+  // every line goes through the reporter, which keeps a redrawn count line below them on a terminal
+  const reporter = installReporter(given);
+  options.log = reporter.print;
   const specs = readHostsFile(options.hostsFile);
   const bundleFile = options.bundle ?? (await findBundle());
   if (!options.pubkey && !options.allowUnsigned) {
@@ -59,9 +63,21 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
   checkHaOptions({ vip: options.vip, specs, hostsFile: options.hostsFile, controlPlaneEndpoint: options.controlPlaneEndpoint, bundleFile, manifest, haPackages: target.packages.ha });
 
   const secrets = new Secrets();
+  checkOpenFiles(specs.length, options.concurrency);
   options.log(`Connecting to ${specs.length} host(s)`);
-  const nodes = await connectAll(specs, options, secrets);
-  const ctx = buildContext(options, nodes, { bundleFile, bundleSha256, sumsSha256, tree, manifest, flannelManifest: flannel.toString('utf8'), os, secrets, signerKey: report.publicKeyArmored ?? undefined });
+  const nodes = await connectAndExamine(specs, options, secrets);
+  const ctx = buildContext(options, nodes, {
+    bundleFile,
+    bundleSha256,
+    sumsSha256,
+    tree,
+    manifest,
+    flannelManifest: flannel.toString('utf8'),
+    os,
+    secrets,
+    signerKey: report.publicKeyArmored ?? undefined,
+    progress: reporter,
+  });
   if (ctx.ha) options.log(describeHa(ctx.ha));
 
   try {
@@ -89,20 +105,23 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
       concurrency: options.concurrency,
       dryRun: options.dryRun,
       ...(options.signal ? { signal: options.signal } : {}),
-      onEvent: (e) => logEvent(e, options.log),
+      onEvent: reporter.onEvent,
     });
-    return summarize(ctx, result, started);
+    return summarize(ctx, result, started, reporter);
   } finally {
+    reporter.close();
     await Promise.allSettled(nodes.map((n) => n.conn.close()));
   }
 }
 
-/** Connect to every host at once; every host that cannot be reached is reported, and nothing is changed. */
-async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: Secrets): Promise<InstallHost[]> {
-  const results = await Promise.allSettled(
-    specs.map(async (spec): Promise<InstallHost> => {
+/** Connects to every host (connect.ts bounds the handshakes in flight) and examines it. */
+function connectAndExamine(specs: HostSpec[], options: InstallOptions, secrets: Secrets): Promise<InstallHost[]> {
+  return connectAll(specs, {
+    hostsFile: options.hostsFile,
+    concurrency: options.concurrency,
+    connect: (spec) => connectToHost(spec, { ...options, secrets }),
+    async examine(spec, conn): Promise<InstallHost> {
       const label = specLabel(spec);
-      const conn = await connectToHost(spec, { ...options, secrets });
       try {
         const facts = await gatherFacts(conn);
         const ip = await resolveOnHost(conn, spec.address);
@@ -113,22 +132,14 @@ async function connectAll(specs: HostSpec[], options: InstallOptions, secrets: S
         await conn.close();
         throw err;
       }
-    }),
-  );
-  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`${specs[i]!.address} (${options.hostsFile}:${specs[i]!.line}): ${(r.reason as Error).message}`] : []));
-  const nodes = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  if (failures.length) {
-    await Promise.allSettled(nodes.map((n) => n.conn.close()));
-    const hint = failures.some((f) => /host key/i.test(f)) ? 'check the host keys; --accept-new-host-keys records unknown ones (a changed key is always refused)' : undefined;
-    throw new UserError(`cannot reach ${failures.length} of ${specs.length} host(s); nothing was changed:\n  ${failures.join('\n  ')}`, hint);
-  }
-  return nodes;
+    },
+  });
 }
 
 function buildContext(
   options: InstallOptions,
   nodes: InstallHost[],
-  bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'tree' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey'>,
+  bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'tree' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey' | 'progress'>,
 ): InstallContext {
   const controlPlanes = nodes.filter((n) => n.spec.role === 'control-plane');
   const firstControlPlane = controlPlanes[0];

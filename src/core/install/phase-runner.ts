@@ -7,6 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Limiter } from '../../util/limiter.js';
+import { DEFAULT_CONCURRENCY } from './limits.js';
 
 export interface Phase<H, C> {
   title: string;
@@ -65,7 +66,7 @@ export type PhaseEvent<H> =
 
 export interface RunOptions<H, C> {
   ctx: C;
-  /** hosts worked on at once within a phase (default 10) */
+  /** hosts worked on at once within a phase (default DEFAULT_CONCURRENCY, limits.ts) */
   concurrency?: number;
   /** call dryRun instead of run */
   dryRun?: boolean;
@@ -118,7 +119,7 @@ async function runPhase<H, C>(phase: Phase<H, C>, hosts: readonly H[], opts: Run
   try {
     await phase.prepare?.(opts.ctx);
     const byHost = new Map<H, HostResult<H>>();
-    const limiter = new Limiter(Math.max(1, opts.concurrency ?? 10));
+    const limiter = new Limiter(Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY));
     await Promise.all(hosts.map((host) => limiter.run(async () => byHost.set(host, await runHost(phase, host, opts, signal)))));
     // results in the caller's host order, not completion order, so reports are stable
     const results = hosts.map((host) => byHost.get(host) as HostResult<H>);

@@ -6,10 +6,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../util/errors.js';
+import type { LiveLine } from '../../util/progress.js';
 import { packageRoot } from '../../util/package-root.js';
 import { Secrets } from '../ssh/command.js';
 import { connectToHost, specLabel } from './connect.js';
 import { readHostsFile, type HostSpec } from './hosts.js';
+import { DEFAULT_CONCURRENCY } from './limits.js';
+import { errorMessage, PhaseReporter } from './phase-report.js';
 import { runPhases, type Phase } from './phase-runner.js';
 import { hostScriptEnv } from './host-paths.js';
 
@@ -22,9 +25,11 @@ export interface ResetOptions {
   dryRun: boolean;
   /** the operator said yes (--yes, or answered the prompt) */
   confirmed: boolean;
-  /** hosts reset at once (default 10, as install) */
+  /** hosts reset at once (default DEFAULT_CONCURRENCY, as install) */
   concurrency?: number;
   log(line: string): void;
+  /** a terminal line to redraw the count on, with many hosts */
+  live?: LiveLine;
 }
 
 export interface ResetResult {
@@ -78,23 +83,19 @@ export async function reset(options: ResetOptions): Promise<ResetResult> {
     throw new UserError(`reset removes Kubernetes from ${specs.length} host(s) in ${options.hostsFile}`, 'add --yes to go ahead (or --dry-run to see what it runs)');
   }
   const ctx: ResetContext = { options, script: resetScript(), secrets: new Secrets(), output: new Map() };
-  const result = await runPhases([resetPhase], specs, {
-    ctx,
-    concurrency: options.concurrency ?? 10,
-    onEvent: (e) => {
-      if (e.type !== 'host-end') return;
-      const label = specLabel(e.result.host);
-      if (e.result.status === 'ok') options.log(`✓ ${label}`);
-      else options.log(`✗ ${label}: ${errorMessage(e.result.error)}`);
-    },
+  // a line per host, or with many hosts a count and the failures (phase-report.ts)
+  const reporter = new PhaseReporter<HostSpec>({
+    log: options.log,
+    hostsFile: options.hostsFile,
+    ref: (spec) => ({ label: specLabel(spec), line: spec.line }),
+    indent: '',
+    hostLine: (r) => `✓ ${specLabel(r.host)}`,
+    ...(options.live ? { live: options.live } : {}),
   });
+  const result = await runPhases([resetPhase], specs, { ctx, concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, onEvent: reporter.onEvent }).finally(() => reporter.close());
   const hosts = result.phases[0]!.hosts.map((h) => {
     const ok = h.status === 'ok';
     return { host: specLabel(h.host), ok, output: ok ? (ctx.output.get(h.host) ?? '') : errorMessage(h.error) };
   });
   return { ok: hosts.every((h) => h.ok), hosts };
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

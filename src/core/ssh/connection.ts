@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import ssh2, { Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { UserError } from '../../util/errors.js';
+import { tooManyOpenFiles } from '../../util/open-files.js';
 import { Secrets, TIMEOUT_EXIT_CODE, wrapCommand, type ExecOptions, type ExecResult } from './command.js';
 import { expandHome, knownKeyTypes, readKnownHosts, verifyHostKey } from './known-hosts.js';
 import { uploadFile, uploadSmallFile, type UploadOptions, type UploadResult } from './upload.js';
@@ -105,6 +106,8 @@ function readIdentity(file: string, agentAvailable: boolean): Buffer | undefined
 }
 
 function describeConnectError(err: Error & { code?: string; level?: string }, target: Required<Pick<SshTarget, 'host' | 'port'>>, timeoutMs: number): string {
+  const fds = tooManyOpenFiles(err.code);
+  if (fds) return fds;
   switch (err.code) {
     case 'ECONNREFUSED':
       return `connection refused on port ${target.port} (is sshd running?)`;

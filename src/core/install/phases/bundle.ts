@@ -22,6 +22,7 @@ import {
 } from '../distribute.js';
 import { REMOTE_ROOT, SIGNER_KEY } from '../host-paths.js';
 import { hostPayload } from '../payload.js';
+import { countBytes } from '../phase-report.js';
 import { hostPackages } from './host.js';
 import { bundleDir, bundleTar, file, journaled, type InstallPhase, type Step } from './steps.js';
 import { uploadSmallFile } from '../../ssh/upload.js';
@@ -54,12 +55,13 @@ const linkCurrent = (ctx: InstallContext): string => `ln -sfn ${bundleDir(ctx)} 
 async function sendBundle(h: InstallHost, ctx: InstallContext): Promise<number> {
   await h.conn.run(`mkdir -p ${REMOTE_ROOT}/bundles`);
   const started = Date.now();
-  const sent = await h.conn.upload(ctx.bundleFile, bundleTar(ctx), { sha256: ctx.bundleSha256 });
+  const sent = await h.conn.upload(ctx.bundleFile, bundleTar(ctx), { sha256: ctx.bundleSha256, onProgress: countBytes(ctx.progress, h) });
   const seconds = (Date.now() - started) / 1000;
-  ctx.options.log(
+  ctx.progress.note(
+    h,
     sent.skipped
-      ? `    ${h.label}: the bundle is already there`
-      : `    ${h.label}: sent ${formatBytes(sent.bytesSent)} in ${seconds.toFixed(1)}s (${formatBytes(sent.bytesSent / Math.max(seconds, 0.001))}/s)${sent.resumedFrom ? `, resumed at ${formatBytes(sent.resumedFrom)}` : ''}`,
+      ? 'the bundle is already there'
+      : `sent ${formatBytes(sent.bytesSent)} in ${seconds.toFixed(1)}s (${formatBytes(sent.bytesSent / Math.max(seconds, 0.001))}/s)${sent.resumedFrom ? `, resumed at ${formatBytes(sent.resumedFrom)}` : ''}`,
   );
   return sent.bytesSent;
 }
@@ -142,7 +144,8 @@ async function fetchOrUpload(h: InstallHost, ctx: InstallContext): Promise<void>
     if (r.code === 0) {
       const bytes = Number(/fetched (\d+)/.exec(r.stdout)?.[1] ?? 0);
       const seconds = (Date.now() - started) / 1000;
-      ctx.options.log(`    ${h.label}: fetched ${formatBytes(bytes)} from ${ctx.registryHost.label} in ${seconds.toFixed(1)}s (${only.length} files: its part of the bundle)`);
+      ctx.progress.bytes(h, bytes);
+      ctx.progress.note(h, `fetched ${formatBytes(bytes)} from ${ctx.registryHost.label} in ${seconds.toFixed(1)}s (${only.length} files: its part of the bundle)`);
       return;
     }
     const said = r.stderr.trim().split('\n').slice(-3).join('; ');
