@@ -1,13 +1,15 @@
 #!/bin/bash
 # Install packages from the bundle's signed apt repository ONLY: no other source is consulted, none is changed.
-#   install-packages.sh <bundle dir> <keyring file or "unsigned"> <packages to hold, comma-separated> <package>...
+#   install-packages.sh <bundle dir[,bundle dir...]> <keyring file or "unsigned"> <packages to hold, comma-separated> <package[=version]>...
+# Several bundle dirs (an upgrade: the new bundle's first, then those already on the host) are all sources, so a
+# differential bundle's packages find their dependencies in the bundle it was made against.
 # Services are not started by the packages (policy-rc.d): install starts what it configured, when it is ready.
 set -euo pipefail
 bundle=$1 keyring=$2 hold=$3; shift 3
 state=${KB_ROOT:?set by install}/apt
 mkdir -p "$state/lists/partial" "$state/cache/archives/partial"
 if [ "$keyring" = unsigned ]; then opts='trusted=yes'; else opts="signed-by=$keyring"; fi
-echo "deb [$opts] file:$bundle/packages ./" > "$state/sources.list"
+for b in ${bundle//,/ }; do echo "deb [$opts] file:$b/packages ./"; done > "$state/sources.list"
 apt_opts=(-o "Dir::Etc::SourceList=$state/sources.list" -o Dir::Etc::SourceParts=/dev/null
           -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o APT::Sandbox::User=root
           -o Dpkg::Options::=--force-confold -o DPkg::Lock::Timeout=0)
@@ -28,7 +30,8 @@ if [ -n "$(dpkg --audit 2>&1)" ] || [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/n
   dpkg --force-confold --configure -a
 fi
 apt-get "${apt_opts[@]}" -q update
-apt-get "${apt_opts[@]}" -q -y --no-install-recommends install "$@"
+# the held Kubernetes packages change only when asked for by version (an upgrade); apt refuses that without the flag
+apt-get "${apt_opts[@]}" -q -y --no-install-recommends --allow-change-held-packages install "$@"
 held=()
 for p in ${hold//,/ }; do dpkg-query -W "$p" >/dev/null 2>&1 && held+=("$p"); done
 [ ${#held[@]} -eq 0 ] || apt-mark hold "${held[@]}" >/dev/null

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Seed the CNCF distribution registry's filesystem storage from a kube-bundle OCI layout, by hard links.
 #   seed-registry.sh <plan: installer/registry-seed.txt> <OCI layout dir: images/> <registry root dir>
-# The registry must be stopped (it caches descriptors in memory). Safe to re-run after being cut at any line: a
+# Adds to what the storage holds, never removes: an upgrade seeds a newer bundle's images while the registry serves
+# (only new digests and tags appear; a link is replaced by a rename). Safe to re-run after being cut at any line: a
 # blob is in place only once whole (a hard link, or a copy renamed into place), and every link file is written
 # again on every run, so one cut half-way through its write is whole after the next.
 # Plan lines are documented in kube-bundle's src/core/builder/seed-plan.ts. Speed: one mkdir for every directory,
@@ -29,11 +30,21 @@ mkdir -p "${dirs[@]}" "${links[@]}"
 for hex in "${blobs[@]}"; do
   src=$layout/blobs/sha256/$hex data=$store/blobs/sha256/${hex:0:2}/$hex/data
   [ "$data" -ef "$src" ] && continue                 # linked by an earlier run (a builtin test: no process per blob)
+  if [ ! -e "$src" ]; then                           # a differential bundle: the blob came with the bundle it was made against
+    [ -f "$data" ] && continue
+    echo "seed-registry: blob sha256:$hex is neither in $layout nor in the registry: install the bundle this one was made against first" >&2; exit 1
+  fi
   ln -f "$src" "$data" 2>/dev/null && continue       # a link is whole or absent
   # another filesystem: copied under a temporary name, so a cut copy is never taken for the blob
   [ -f "$data" ] && cmp -s "$src" "$data" && continue
   cp "$src" "$data.tmp" && mv -f "$data.tmp" "$data"
 done
-# The registry's link files hold the digest string, without a newline.
-for i in "${!links[@]}"; do printf '%s' "${digests[$i]}" > "${links[$i]}/link"; done
+# The registry's link files hold the digest string, without a newline. One that already holds it is left alone and
+# another is replaced by a rename, so a registry that serves during an upgrade never reads a link half written.
+for i in "${!links[@]}"; do
+  f=${links[$i]}/link cur=
+  [ -f "$f" ] && IFS= read -r cur < "$f" || true
+  [ "$cur" = "${digests[$i]}" ] && continue
+  printf '%s' "${digests[$i]}" > "$f.tmp" && mv -f "$f.tmp" "$f"
+done
 echo "seed-registry: ${#blobs[@]} blobs in $root"

@@ -67,7 +67,22 @@ interface ResetFlags {
   knownHosts: string;
 }
 
-/** The SSH flags install and reset share. */
+interface UpgradeFlags {
+  hosts: string;
+  bundle: string;
+  pubkey?: string;
+  allowUnsigned?: boolean;
+  acceptNewHostKeys?: boolean;
+  maxUnavailable: string;
+  concurrency: string;
+  dryRun?: boolean;
+  json?: boolean;
+  identity?: string;
+  user: string;
+  knownHosts: string;
+}
+
+/** The SSH flags install, upgrade and reset share. */
 function withSshOptions(command: Command): Command {
   return command
     .option('-i, --identity <file>', 'SSH private key (ssh-agent is used too)')
@@ -90,7 +105,8 @@ export function createProgram(): Command {
     .description(
       'kube-bundle: carry a whole kubeadm cluster into a data center with no internet.\n\n' +
         'On a machine with internet:   bundle build v1.32.3 --key signer.asc\n' +
-        'Inside the air gap:           bundle install --hosts hosts.txt --pubkey signer.pub.asc',
+        'Inside the air gap:           bundle install --hosts hosts.txt --pubkey signer.pub.asc\n' +
+        'Later, from a newer bundle:   bundle upgrade --hosts hosts.txt --bundle <newer>.tar --pubkey signer.pub.asc',
     )
     .version(VERSION, '-V, --version')
     .option('--debug', 'show stack traces for internal errors')
@@ -246,6 +262,57 @@ export function createProgram(): Command {
         });
         process.stdout.write(flags.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary));
         if (!summary.ok) throw new UserError(summary.cancelled ? 'install interrupted' : 'install failed (see above)', 'run the same command again to resume');
+      } finally {
+        process.off('SIGINT', onSignal);
+      }
+    });
+
+  withSshOptions(program
+    .command('upgrade')
+    .summary('upgrade a cluster kube-bundle installed to the Kubernetes version of a newer bundle')
+    .requiredOption('--hosts <file>', 'the hosts file of the install')
+    .requiredOption('--bundle <file>', 'the newer bundle (a full one, or a differential one made --since the installed one)'))
+    .option('--pubkey <file>', 'the trusted signer\'s public key (required unless --allow-unsigned)')
+    .option('--allow-unsigned', 'accept a bundle built with --unsigned')
+    .option('--accept-new-host-keys', 'record unknown host keys (a CHANGED key is always refused)')
+    .option('--max-unavailable <n>', 'workers drained and upgraded at once', '1')
+    .option('--concurrency <n>', CONCURRENCY_HELP, String(DEFAULT_CONCURRENCY))
+    .option('--dry-run', 'check everything, then print per host the exact commands; change nothing')
+    .option('--json', 'print a JSON summary')
+    .addHelpText(
+      'after',
+      '\nChecked before any host changes: the signature; that kube-bundle installed the cluster; the versions the API\n' +
+        'server and every kubelet run (asked, not assumed): same minor or the next one only, never a downgrade.\n' +
+        'Then, in kubeadm\'s order: the new bundle on the hosts, its images added to the registry (which keeps serving),\n' +
+        '`kubeadm upgrade apply` on the first control plane, `kubeadm upgrade node` on the others, then node by node\n' +
+        '(control planes first, workers --max-unavailable at a time): drain, packages, kubelet restarted, Ready, uncordon.\n' +
+        'A node that fails stops the rollout. Safe to re-run: it resumes where it stopped; after success it does nothing.',
+    )
+    .action(async (flags: UpgradeFlags) => {
+      const interrupt = new AbortController();
+      const onSignal = () => interrupt.abort();
+      process.once('SIGINT', onSignal);
+      try {
+        const { upgrade } = await import('../core/upgrade/upgrade.js');
+        const { formatSummary } = await import('../core/install/summary.js');
+        const summary = await upgrade({
+          hostsFile: flags.hosts,
+          bundle: flags.bundle,
+          pubkey: flags.pubkey,
+          allowUnsigned: Boolean(flags.allowUnsigned),
+          identity: flags.identity,
+          user: flags.user,
+          knownHosts: flags.knownHosts,
+          acceptNewHostKeys: Boolean(flags.acceptNewHostKeys),
+          maxUnavailable: positiveInt(flags.maxUnavailable, '--max-unavailable'),
+          concurrency: positiveInt(flags.concurrency, '--concurrency'),
+          dryRun: Boolean(flags.dryRun),
+          signal: interrupt.signal,
+          log: flags.json ? () => {} : (line) => process.stderr.write(line + '\n'),
+          live: flags.json ? undefined : await createLiveLine(process.stderr),
+        });
+        process.stdout.write(flags.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary, { name: 'Upgrade', done: 'upgraded' }));
+        if (!summary.ok) throw new UserError(summary.cancelled ? 'upgrade interrupted' : 'upgrade failed (see above)', 'run the same command again to resume');
       } finally {
         process.off('SIGINT', onSignal);
       }

@@ -246,3 +246,41 @@ test('events: phase-start, host-start/host-end per host, phase-end; nothing for 
   );
   assert.deepEqual(events, ['start one [cp1,w1]', '  one:cp1', '  one:cp1 ok', '  one:w1', '  one:w1 failed', 'end one failed']);
 });
+
+test('a rolling phase: its own concurrency caps the run\'s, and with stopOnFailure a failed host stops the rest', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const rolling = phase('roll', {
+    concurrency: () => 1,
+    stopOnFailure: true,
+    async run(host, ctx) {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await delay(5);
+      inFlight--;
+      ctx.log.push(`roll:${host.name}`);
+      if (host === w1) throw new Error('w1 did not come back Ready');
+    },
+  });
+  const ctx: Ctx = { log: [] };
+  const result = await runPhases([rolling], all, { ctx, concurrency: 8 });
+  assert.equal(most, 1, 'one host at a time');
+  assert.deepEqual(statuses(result.phases[0]!), { cp1: 'ok', w1: 'failed', w2: 'not-run' });
+  assert.deepEqual(ctx.log, ['roll:cp1', 'roll:w1'], 'no host was started after the failure');
+});
+
+test('finish runs once after the hosts whatever they did, not in dry-run; its error fails the phase and keeps the host results', async () => {
+  const finished: string[] = [];
+  const p = phase('hand-out', { finish: (c) => void finished.push(`finish after ${c.log.length}`), run: async (host) => { if (host === w2) throw new Error('w2 failed'); } });
+  const r = await runPhases([p], all, { ctx: { log: [] } });
+  assert.deepEqual(finished, ['finish after 0']);
+  assert.equal(r.phases[0]!.status, 'failed');
+  await runPhases([p], all, { ctx: { log: [] }, dryRun: true });
+  assert.equal(finished.length, 1, 'not in dry-run');
+  const failing = phase('hand-out', { finish: () => { throw new Error('could not remove the key'); } });
+  const f = await runPhases([failing, phase('next')], all, { ctx: { log: [] } });
+  assert.equal(f.phases[0]!.status, 'failed');
+  assert.match((f.phases[0]!.error as Error).message, /could not remove the key/);
+  assert.deepEqual(statuses(f.phases[0]!), { cp1: 'ok', w1: 'ok', w2: 'ok' });
+  assert.equal(f.phases[1]!.status, 'not-run');
+});

@@ -86,6 +86,18 @@ export interface PhaseProgress<H> {
   note(host: H, text: string): void;
 }
 
+/** What `bundle upgrade` adds to the context (src/core/upgrade/). */
+export interface UpgradePlan {
+  /** the version the cluster goes to: the bundle's */
+  target: KubeVersion;
+  /** the Kubernetes packages' exact versions in the bundle, by name (kubeadm → 1.32.4-1.1) */
+  packageVersions: Map<string, string>;
+  /** workers upgraded at once (--max-unavailable) */
+  maxUnavailable: number;
+  /** what this upgrade's phases are called in the hosts' journals: `upgrade-v1.32.4` */
+  journalPrefix: string;
+}
+
 /** Everything the phases share. */
 export interface InstallContext {
   options: InstallOptions;
@@ -121,6 +133,8 @@ export interface InstallContext {
   secrets: Secrets;
   /** what the phases moved and said per host (phase-report.ts) */
   progress: PhaseProgress<InstallHost>;
+  /** set for `bundle upgrade` */
+  upgrade?: UpgradePlan;
   /** set by the init phase, or read back from the first control plane on a re-run */
   cluster?: ClusterSecrets;
   caCertHash?: string;

@@ -10,7 +10,8 @@
 import { stat } from 'node:fs/promises';
 import { UserError } from '../../util/errors.js';
 import { manifestFile, PACKAGES_DIR } from '../bundle/paths.js';
-import { assertBundleVerified } from '../bundle/verify.js';
+import { assertBundleVerified, type VerifyReport } from '../bundle/verify.js';
+import type { BundleManifest } from '../bundle/manifest.js';
 import { loadComponents, loadTarget } from '../definitions.js';
 import { parseKubeVersion } from '../kube-version.js';
 import type { Connection } from '../ssh/connection.js';
@@ -44,17 +45,7 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
     throw new UserError('no --pubkey: install checks the bundle\'s signature against the signer you trust', 'pass --pubkey signer.pub.asc (or --allow-unsigned for a bundle built with --unsigned)');
   }
 
-  options.log(`Verifying ${bundleFile}`);
-  // One pass: the file's sha256 (which every host checks its upload against), bundle.yaml and flannel's manifest
-  // all come from the reading that was verified, never from a second read of a file that may have changed since.
-  const flannelPath = manifestFile('kube-flannel.yml');
-  const report = await assertBundleVerified({ file: bundleFile, ...(options.pubkey ? { pubkeyFile: options.pubkey } : {}), allowUnsigned: options.allowUnsigned, keep: [flannelPath, PACKAGES_INDEX] });
-  const { manifest, sha256: bundleSha256, sumsSha256, sums } = report;
-  const flannel = report.kept.get(flannelPath);
-  const packagesIndex = report.kept.get(PACKAGES_INDEX);
-  if (!manifest || !bundleSha256 || !sumsSha256 || !sums || !flannel || !packagesIndex) throw new UserError(`${bundleFile} has no ${flannel ? PACKAGES_INDEX : flannelPath}: is it a kube-bundle bundle of this release?`);
-  const tree = { sums, packagesIndex: packagesIndex.toString('utf8'), signed: manifest.signer !== null };
-  options.log(`  OK: Kubernetes ${manifest.kubernetesVersion} for ${manifest.target}, ${report.signer ? `signed by ${report.signer}` : 'UNSIGNED'}`);
+  const { bundle, manifest } = await verifyForHosts(bundleFile, options);
   if (!manifest.runtimes.includes(options.runtime)) {
     throw new UserError(`the bundle carries the ${manifest.runtimes.join(', ')} runtime, not ${options.runtime}`, `rebuild with --runtime ${options.runtime} or install with --runtime ${manifest.runtimes[0]}`);
   }
@@ -66,18 +57,7 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
   checkOpenFiles(specs.length, options.concurrency);
   options.log(`Connecting to ${specs.length} host(s)`);
   const nodes = await connectAndExamine(specs, options, secrets);
-  const ctx = buildContext(options, nodes, {
-    bundleFile,
-    bundleSha256,
-    sumsSha256,
-    tree,
-    manifest,
-    flannelManifest: flannel.toString('utf8'),
-    os,
-    secrets,
-    signerKey: report.publicKeyArmored ?? undefined,
-    progress: reporter,
-  });
+  const ctx = buildContext(options, nodes, { ...bundle, os, secrets, progress: reporter });
   if (ctx.ha) options.log(describeHa(ctx.ha));
 
   try {
@@ -114,8 +94,34 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
   }
 }
 
+
+/** What verify gives the phases of a bundle about to go to the hosts. */
+export type VerifiedBundle = Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'tree' | 'manifest' | 'flannelManifest' | 'signerKey'>;
+
+/**
+ * One pass: the file's sha256 (which every host checks its upload against), SHA256SUMS, bundle.yaml, flannel's
+ * manifest and the repository's index all come from the reading that was verified, never from a second read of a
+ * file that may have changed since.
+ */
+export async function verifyForHosts(bundleFile: string, options: Pick<InstallOptions, 'pubkey' | 'allowUnsigned' | 'log'>): Promise<{ bundle: VerifiedBundle; manifest: BundleManifest; report: VerifyReport }> {
+  options.log(`Verifying ${bundleFile}`);
+  const flannelPath = manifestFile('kube-flannel.yml');
+  const report = await assertBundleVerified({ file: bundleFile, ...(options.pubkey ? { pubkeyFile: options.pubkey } : {}), allowUnsigned: options.allowUnsigned, keep: [flannelPath, PACKAGES_INDEX] });
+  const { manifest, sha256: bundleSha256, sumsSha256, sums } = report;
+  const flannel = report.kept.get(flannelPath);
+  const packagesIndex = report.kept.get(PACKAGES_INDEX);
+  if (!manifest || !bundleSha256 || !sumsSha256 || !sums || !flannel || !packagesIndex) throw new UserError(`${bundleFile} has no ${flannel ? PACKAGES_INDEX : flannelPath}: is it a kube-bundle bundle of this release?`);
+  options.log(`  OK: Kubernetes ${manifest.kubernetesVersion} for ${manifest.target}, ${report.signer ? `signed by ${report.signer}` : 'UNSIGNED'}`);
+  const tree = { sums, packagesIndex: packagesIndex.toString('utf8'), signed: manifest.signer !== null };
+  return {
+    bundle: { bundleFile, bundleSha256, sumsSha256, tree, manifest, flannelManifest: flannel.toString('utf8'), signerKey: report.publicKeyArmored ?? undefined },
+    manifest,
+    report,
+  };
+}
+
 /** Connects to every host (connect.ts bounds the handshakes in flight) and examines it. */
-function connectAndExamine(specs: HostSpec[], options: InstallOptions, secrets: Secrets): Promise<InstallHost[]> {
+export function connectAndExamine(specs: HostSpec[], options: InstallOptions, secrets: Secrets): Promise<InstallHost[]> {
   return connectAll(specs, {
     hostsFile: options.hostsFile,
     concurrency: options.concurrency,
@@ -136,7 +142,7 @@ function connectAndExamine(specs: HostSpec[], options: InstallOptions, secrets: 
   });
 }
 
-function buildContext(
+export function buildContext(
   options: InstallOptions,
   nodes: InstallHost[],
   bundle: Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'tree' | 'manifest' | 'flannelManifest' | 'os' | 'secrets' | 'signerKey' | 'progress'>,

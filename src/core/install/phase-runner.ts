@@ -26,6 +26,10 @@ export interface Phase<H, C> {
    * set up for the phase alone. Throwing fails the phase.
    */
   finish?(ctx: C): Promise<void> | void;
+  /** hosts of this phase worked on at once, when it must be fewer than the run's (a rolling upgrade: 1, or --max-unavailable) */
+  concurrency?(ctx: C): number;
+  /** a failed host stops the phase from starting any other host (they are 'not-run'): a rollout stops at the first broken node */
+  stopOnFailure?: boolean;
 }
 
 export type HostStatus = 'ok' | 'skipped' | 'failed' | 'not-run';
@@ -119,8 +123,18 @@ async function runPhase<H, C>(phase: Phase<H, C>, hosts: readonly H[], opts: Run
   try {
     await phase.prepare?.(opts.ctx);
     const byHost = new Map<H, HostResult<H>>();
-    const limiter = new Limiter(Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY));
-    await Promise.all(hosts.map((host) => limiter.run(async () => byHost.set(host, await runHost(phase, host, opts, signal)))));
+    const limiter = new Limiter(Math.max(1, Math.min(opts.concurrency ?? DEFAULT_CONCURRENCY, phase.concurrency?.(opts.ctx) ?? Infinity)));
+    let stopped = false;
+    await Promise.all(
+      hosts.map((host) =>
+        limiter.run(async () => {
+          if (stopped) return byHost.set(host, { host, status: 'not-run', durationMs: 0 });
+          const r = await runHost(phase, host, opts, signal);
+          if (r.status === 'failed' && phase.stopOnFailure) stopped = true;
+          return byHost.set(host, r);
+        }),
+      ),
+    );
     // results in the caller's host order, not completion order, so reports are stable
     const results = hosts.map((host) => byHost.get(host) as HostResult<H>);
     const finished = opts.dryRun ? null : await settle(() => phase.finish?.(opts.ctx));

@@ -99,16 +99,23 @@ export function summarize(
   };
 }
 
-export function formatSummary(s: InstallSummary): string {
+/** How the summary names what ran: install, or upgrade. */
+export interface SummaryVerb {
+  name: string;
+  done: string;
+}
+export const INSTALL_VERB: SummaryVerb = { name: 'Install', done: 'installed' };
+
+export function formatSummary(s: InstallSummary, verb: SummaryVerb = INSTALL_VERB): string {
   const lines: string[] = [];
   if (s.dryRun) {
     lines.push('Dry run: nothing was changed.');
     return lines.join('\n') + '\n';
   }
   const failed = s.phases.flatMap((p) => p.hosts.filter((h) => h.status === 'failed').map((h) => ({ phase: p.title, ...h })));
-  if (s.ok) lines.push(s.changed ? 'Cluster installed.' : 'Nothing to do: every host is already as installed.');
-  else if (s.cancelled) lines.push('Install stopped (interrupted); run it again to resume.');
-  else lines.push(`Install failed on ${failed.length} host(s); run it again to resume after fixing:`);
+  if (s.ok) lines.push(s.changed ? `Cluster ${verb.done}.` : `Nothing to do: every host is already as ${verb.done}.`);
+  else if (s.cancelled) lines.push(`${verb.name} stopped (interrupted); run it again to resume.`);
+  else lines.push(`${verb.name} failed on ${failed.length} host(s); run it again to resume after fixing:`);
   const where = (f: { host: string; line?: number }): string => (f.line !== undefined && s.hostsFile ? `${f.host} [${s.hostsFile}:${f.line}]` : f.host);
   for (const f of failed) lines.push(`  ${where(f)} — ${f.phase}:\n    ${(f.error ?? '').split('\n').join('\n    ')}`);
   for (const p of s.phases.filter((p) => p.error !== undefined)) lines.push(`  ${p.title}: ${p.error}`);

@@ -66,8 +66,9 @@ async function sendBundle(h: InstallHost, ctx: InstallContext): Promise<number> 
   return sent.bytesSent;
 }
 
-export function uploadPhase(): InstallPhase {
-  return journaled('upload', {
+/** `journalId`: what the host's journal records when it is done (an upgrade names its own, per version). */
+export function uploadPhase(journalId = 'upload'): InstallPhase {
+  return journaled(journalId, {
     title: 'Upload the bundle to the registry host',
     hosts: (_all, ctx) => [ctx.registryHost],
     steps: (host, ctx) => [
@@ -160,8 +161,8 @@ async function fetchOrUpload(h: InstallHost, ctx: InstallContext): Promise<void>
   await h.conn.run(`${unpackScript(b, { dropTar: true })}\n${linkCurrent(ctx)}`, { timeoutMs: LONG });
 }
 
-export function distributePhase(): InstallPhase {
-  const phase = journaled('distribute', {
+export function distributePhase(journalId = 'distribute'): InstallPhase {
+  const phase = journaled(journalId, {
     title: 'Hand out the bundle inside the site',
     hosts: (all, ctx) => all.filter((h) => h !== ctx.registryHost),
     steps: (host, ctx) => [

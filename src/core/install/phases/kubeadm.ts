@@ -49,9 +49,9 @@ export function initPhase(): InstallPhase {
   });
 }
 
-export function networkPhase(): InstallPhase {
-  return journaled('network', {
-    title: 'Apply flannel',
+export function networkPhase(journalId = 'network', title = 'Apply flannel'): InstallPhase {
+  return journaled(journalId, {
+    title,
     hosts: (_all, ctx) => [ctx.firstControlPlane],
     steps: (_host, ctx) => [
       file(`${ETC}/kube-flannel.yml`, renderFlannel(ctx.flannelManifest, ctx.options.podCidr, (ref) => runtimeFor(ctx.options.runtime).imageFor(ref, ctx.registry))),
