@@ -6,10 +6,10 @@
  *   - br0's tx_bytes/rx_bytes count frames the local stack transmits through the bridge device (br_dev_xmit) and
  *     frames the bridge passes up to the local stack (br_pass_frame_up). Frames the bridge forwards from one port
  *     (a host's veth) to another never touch br0's counters, so host-to-host traffic inside the "site" is not
- *     counted. Checked in this lab (checkOperatorCounter below, run by the benchmark on its first multi-host lab;
- *     by hand on 2026-05-xx): 64 MiB sent over ssh from h1 to h2 moved br0's tx_bytes by about 10 KB (the ssh
- *     session to h1 that started it) while h1's bridge port counted the 64 MiB; the same 64 MiB sent from hl-lab
- *     to h2 moved br0's tx_bytes by 64 MiB plus TCP/IP/Ethernet headers.
+ *     counted. Checked in this lab by checkOperatorCounter below, which the benchmark runs on its first multi-host
+ *     lab: 64 MiB (67,108,864 bytes) piped over ssh from h1 to h2 moved br0's tx_bytes by 5,458 and rx_bytes by
+ *     4,749 (the ssh session to h1 that started it) while h1's bridge port received 67,326,316; the same 64 MiB
+ *     piped over ssh from hl-lab to h2 moved br0's tx_bytes by 67,324,134.
  *   - The counts are link-layer bytes: the bundle's bytes plus SSH framing, TCP/IP and Ethernet headers (a few %).
  *
  * The throttle is a token bucket filter on br0's egress (sch_tbf, built into this kernel: it has no loadable
