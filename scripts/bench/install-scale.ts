@@ -269,6 +269,8 @@ function notes(counts: number[]): string {
     'link-layer bytes (SSH, TCP/IP and Ethernet framing included), only what the operator\'s stack sent or received',
     '(traffic the bridge forwards between hosts is not counted, see the check row). Stored bytes are `du -sb` on each',
     'host after the install. Wall time is the CLI process from start to exit; phase times are from its --json summary.',
+    `All hosts share this machine's ${cpus().length} cores: their own work (dpkg above all) grows with N whatever the link,`,
+    'so time(N) / time(1) is not the link alone; the per-phase rows show which part grew.',
     `Host counts: ${counts.join(', ')}. Bundle "MB" are 10^6 bytes. Results: ${RESULT_FILE}`,
   ].join('\n');
 }
