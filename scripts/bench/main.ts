@@ -3,6 +3,8 @@
  *
  *   build               speed, size and memory of `bundle build` against curl (build.ts)
  *   install             `bundle install` in the lab: wall time, upload vs scp, seeding vs skopeo (install.ts; root)
+ *   install-scale       `bundle install` on 1, 4, 8 (16) lab hosts: operator bytes, bytes stored per role, time per
+ *                       phase, at full speed and with the operator's link throttled (install-scale.ts; root)
  *   upload [MiB] [n]    src/core/ssh's upload against scp to one lab host (upload.ts; root)
  *   verify [MiB]        `bundle verify` against sha256sum of a packed 1 GiB bundle, and the on-host check (verify.ts)
  *
@@ -13,6 +15,7 @@
 const BENCHMARKS: Record<string, (args: readonly string[]) => Promise<void>> = {
   build: async () => (await import('./build.js')).runBuildBench(),
   install: async () => (await import('./install.js')).runInstallBench(),
+  'install-scale': async () => (await import('./install-scale.js')).runInstallScaleBench(),
   upload: async (args) => (await import('./upload.js')).runUploadBench(args),
   verify: async (args) => (await import('./verify.js')).runVerifyBench(args),
 };

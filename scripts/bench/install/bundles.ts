@@ -41,20 +41,33 @@ export async function compileCli(): Promise<void> {
 }
 
 export async function buildBundles(dir: string): Promise<BenchBundles> {
-  const keys = join(dir, 'keys');
-  await runBundle(['keygen', '--out', keys]);
-  const keyFile = join(keys, 'signer.asc');
-  log('starting the simulated upstream');
-  const upstream = await startBenchUpstream();
-  try {
+  return withSigningUpstream(dir, async (upstream, keyFile) => {
     const standard = await build(upstream, keyFile, join(dir, 'standard.tar'), []);
     await pushBigGzipImage(upstream.backendUrl);
     const big = await build(upstream, keyFile, join(dir, 'big.tar'), ['--image', BIG_IMAGE_REF]);
-    return {
-      standard: await extract(standard, join(dir, 'standard')),
-      big: await extract(big, join(dir, 'big')),
-      pubkeyFile: join(keys, 'signer.pub.asc'),
-    };
+    return { standard: await extract(standard, join(dir, 'standard')), big: await extract(big, join(dir, 'big')) };
+  });
+}
+
+export type BundleKind = keyof Omit<BenchBundles, 'pubkeyFile'>;
+
+/** One of the two bundles, for benchmarks that need only that one. */
+export async function buildBundle(dir: string, kind: BundleKind): Promise<{ bundle: BenchBundle; pubkeyFile: string }> {
+  return withSigningUpstream(dir, async (upstream, keyFile) => {
+    if (kind === 'big') await pushBigGzipImage(upstream.backendUrl);
+    const file = await build(upstream, keyFile, join(dir, `${kind}.tar`), kind === 'big' ? ['--image', BIG_IMAGE_REF] : []);
+    return { bundle: await extract(file, join(dir, kind)) };
+  });
+}
+
+/** A new signing key in `dir/keys` and the simulated upstream for the time of `builds`, stopped afterwards. */
+async function withSigningUpstream<T>(dir: string, builds: (upstream: BenchUpstream, keyFile: string) => Promise<T>): Promise<T & { pubkeyFile: string }> {
+  const keys = join(dir, 'keys');
+  await runBundle(['keygen', '--out', keys]);
+  log('starting the simulated upstream');
+  const upstream = await startBenchUpstream();
+  try {
+    return { ...(await builds(upstream, join(keys, 'signer.asc'))), pubkeyFile: join(keys, 'signer.pub.asc') };
   } finally {
     await upstream.stop();
   }

@@ -20,7 +20,7 @@ import { DIST_CLI, log, REPO_ROOT, secondsSince } from './run.js';
 
 const LAB_HOSTS = 4;
 /** another run may hold the one lab of this machine: wait for it rather than fail */
-const LOCK_WAIT_MS = 15 * 60_000;
+export const LOCK_WAIT_MS = 15 * 60_000;
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
 
 export interface InstallRun {
@@ -83,7 +83,17 @@ export async function benchInLab(inputs: LabInputs): Promise<LabResults> {
   }
 }
 
-async function timeInstall(lab: Lab, inputs: LabInputs, indexes: number[], roles: string[]): Promise<InstallRun> {
+/**
+ * `bundle install --json` (the compiled CLI) inside the lab's netns on the hosts `indexes` (1-based) with these
+ * roles, from a hosts file written to `inputs.dir`; fails unless it exits 0 with an ok summary.
+ */
+export async function timeInstall(
+  lab: Lab,
+  inputs: Pick<LabInputs, 'install' | 'pubkeyFile' | 'dir'>,
+  indexes: number[],
+  roles: string[],
+  timeoutMs = INSTALL_TIMEOUT_MS,
+): Promise<InstallRun> {
   const hosts = indexes.map((i) => lab.hosts[i - 1]!);
   const hostsFile = join(inputs.dir, `hosts-${indexes.join('')}.txt`);
   await writeFile(hostsFile, hosts.map((h, k) => `${h.ip} ${roles[k]}`).join('\n') + '\n');
@@ -93,7 +103,7 @@ async function timeInstall(lab: Lab, inputs: LabInputs, indexes: number[], roles
   const r = await lab.inNetns(
     [process.execPath, DIST_CLI, 'install', '--hosts', hostsFile, '--bundle', inputs.install.file, '--pubkey', inputs.pubkeyFile,
       '-i', lab.keyFile, '--known-hosts', lab.knownHostsFile, '--json'],
-    { check: false, timeoutMs: INSTALL_TIMEOUT_MS, cwd: REPO_ROOT },
+    { check: false, timeoutMs, cwd: REPO_ROOT },
   );
   const wallSeconds = secondsSince(started);
   const summary = parseSummary(r.stdout);
