@@ -11,7 +11,7 @@ export function formatBuildResult(r: BuildResult): string {
   const debBytes = r.packages.reduce((s, p) => s + p.size, 0);
   const imageBytes = r.images.reduce((s, i) => s + i.size, 0);
   const fileBytes = r.files.reduce((s, f) => s + f.size, 0);
-  const head = `Kubernetes ${r.kubernetesVersion} for ${r.target} (${r.arches.join(', ')}), runtimes: ${r.runtimes.join(', ')}\n`;
+  const head = `Kubernetes ${r.kubernetesVersion} for ${r.target} (${r.arches.join(', ')}), runtimes: ${r.runtimes.join(', ')}\n` + differentialLine(r);
   if (r.dryRun) {
     return [
       head,
@@ -31,4 +31,13 @@ export function formatBuildResult(r: BuildResult): string {
     `  lock file: ${r.lockFile}\n`,
     `  downloaded ${formatBytes(r.fetch.bytesFetched)} (+ ${formatBytes(r.fetch.metadataBytesFetched)} of signed indexes), from cache ${formatBytes(r.fetch.bytesFromCache)}, in ${r.seconds.toFixed(1)}s\n`,
   ].join('');
+}
+
+/** What a differential build carries and what it leaves to its base; empty for a full build. */
+function differentialLine(r: BuildResult): string {
+  const d = r.differential;
+  if (!d) return '';
+  return `Differential since ${d.base.kubernetesVersion} (${d.base.file}, lock sha256 ${d.base.lockSha256}): ` +
+    `carries ${d.carried.debs} packages, ${d.carried.blobs} image blobs, ${d.carried.files} files (${formatBytes(d.carried.bytes)}); ` +
+    `the base has ${d.fromBase.debs} packages, ${d.fromBase.blobs} image blobs, ${d.fromBase.files} files of this build\n`;
 }
