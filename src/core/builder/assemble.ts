@@ -41,7 +41,8 @@ export async function assemble(full: Plan, cache: BlobCache, signingKey: openpgp
     sha256: d.record.sha256,
   }));
   const repoFiles = await renderFlatRepo(repoPackages, { origin: 'kube-bundle', label: 'kube-bundle', suite: 'stable', date, ...(signingKey ? { signingKey } : {}) }, PACKAGES_DIR);
-  const layout = buildLayout(images, cache);
+  const fromBase = (i: PulledImage) => differential !== undefined && !differential.content.carried.blobs.has(i.descriptor.digest);
+  const layout = buildLayout(images, cache, new Set(images.filter(fromBase).map((i) => i.reference)));
   const entries: PackEntry[] = [
     ...plan.debs.map((d) => ({ path: packageFile(d.bundleName), source: { file: cache.blobPath(d.record.sha256) }, sha256: d.record.sha256, size: d.record.size })),
     ...repoFiles.map((f) => ({ path: `${PACKAGES_DIR}/${f.name}`, source: { bytes: f.bytes } })),
@@ -49,7 +50,6 @@ export async function assemble(full: Plan, cache: BlobCache, signingKey: openpgp
     ...plan.files.map((f) => ({ path: f.path, source: { file: f.cachePath }, sha256: f.sha256, size: f.size })),
   ];
   const packages: PackageComponent[] = plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, filename: packageFile(d.bundleName), size: d.record.size, sha256: d.record.sha256, url: d.upstreamUrl }));
-  const fromBase = (i: PulledImage) => differential !== undefined && !differential.content.carried.blobs.has(i.descriptor.digest);
   const imageComponents: ImageComponent[] = images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: i.manifests.map(platformText), size: imageSize(i), ...(fromBase(i) ? { fromBase: true as const } : {}) }));
   const installer = installerFiles(full.images);
   entries.push(...installer.map((f) => ({ path: f.path, source: { bytes: f.bytes } })));

@@ -18,7 +18,7 @@ export function formatBuildResult(r: BuildResult): string {
       `Packages (${r.packages.length}, ${formatBytes(debBytes)}):\n`,
       table([['NAME', 'VERSION', 'ARCH', 'SIZE', 'FROM'], ...r.packages.map((p) => [p.name, p.version, p.arch, formatBytes(p.size), p.source])]),
       `\nImages (${r.images.length}, ${formatBytes(imageBytes)} before sharing layers):\n`,
-      table([['REFERENCE', 'PLATFORMS', 'SIZE', 'DIGEST'], ...r.images.map((i) => [i.ref, i.platforms.join(','), formatBytes(i.size), i.digest])]),
+      table([['REFERENCE', 'PLATFORMS', 'SIZE', 'DIGEST'], ...r.images.map((i) => [i.ref, i.platforms.join(','), r.differential && i.size === 0 ? 'in base' : formatBytes(i.size), i.digest])]),
       `\nFiles (${r.files.length}, ${formatBytes(fileBytes)}):\n`,
       table([['PATH', 'SIZE', 'URL'], ...r.files.map((f) => [f.path, formatBytes(f.size), f.url])]),
       `\nDry run: nothing was downloaded but package indexes, image manifests and release files (${formatBytes(r.fetch.bytesFetched + r.fetch.metadataBytesFetched)}).\n`,
