@@ -5,13 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import YAML from 'yaml';
 import { assertSinceMatches, baseBlobDigests, carriedPlan, differentialContent, sinceMismatches } from '../../src/core/builder/differential.js';
 import type { LockedArtifact, LockFile } from '../../src/core/builder/lockfile.js';
 import type { Plan } from '../../src/core/builder/plan.js';
 import { completeManifest, manifestMismatches, manifestToYaml, parseManifest, type BundleManifest } from '../../src/core/bundle/manifest.js';
 import { UserError } from '../../src/util/errors.js';
-import { fixture, MTIME, tempDir } from './bundle-fixture.js';
+import { editedManifestText, fixture, MTIME, tempDir } from './bundle-fixture.js';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 
@@ -127,11 +126,7 @@ test('bundle.yaml names the base after signer and marks images the base has; ful
 
 test('the base fields are validated on read, naming the field', async (t) => {
   const m = await differential(t);
-  const broken = (edit: (doc: any) => void): string => {
-    const doc = YAML.parse(manifestToYaml(m));
-    edit(doc);
-    return YAML.stringify(doc);
-  };
+  const broken = (edit: (doc: any) => void): string => editedManifestText(m, edit);
   const cases: [string, (doc: any) => void, RegExp][] = [
     ['lockSha256', (doc) => (doc.base.lockSha256 = 'XYZ'), /x\.tar: base\.lockSha256 must be 64 lowercase hex digits/],
     ['version', (doc) => (doc.base.kubernetesVersion = 'latest'), /base\.kubernetesVersion must be a release version like v1\.32\.3, got 'latest'/],
