@@ -27,6 +27,7 @@ interface BuildFlags {
   image?: string[];
   imagesFile?: string;
   lock?: string;
+  since?: string;
   trustKey?: string[];
   pin?: string[];
   ha?: boolean;
@@ -131,12 +132,19 @@ export function createProgram(): Command {
     .option('--image <ref>', 'an extra image to carry, repeatable', collect)
     .option('--images-file <file>', 'extra images, one reference per line')
     .option('--lock <file>', 'build exactly what this lock file names, refusing anything else')
+    .option('--since <lock file>', 'a differential bundle: carry only the packages, image blobs and files that the bundle this lock file describes (the one the site has) lacks; same target and architectures, an older or equal version')
     .option('--ha', 'also carry haproxy and keepalived for a highly available control-plane address')
     .option('--cache <dir>', 'download cache (default $XDG_CACHE_HOME/kube-bundle)')
     .option('--concurrency <n>', 'parallel downloads', '8')
     .option('--dry-run', 'print what would be fetched, with versions and sizes; reads only the package indexes, image manifests and release files')
     .option('--json', 'print a JSON summary')
-    .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned')
+    .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned\n' +
+      '\nDifferential bundles (for a site that has a bundle already, to carry less across the air gap):\n' +
+      '  bundle build v1.32.4 -t debian-12 --key signer.asc --since kube-bundle-v1.32.3-debian-12-amd64.lock.yaml\n' +
+      '  writes kube-bundle-v1.32.4-debian-12-amd64-since-v1.32.3.tar: only what the v1.32.3 bundle lacks (compared by\n' +
+      '  sha256), signed like any bundle; its bundle.yaml names the base (version and the lock file\'s sha256), and its\n' +
+      '  lock file lists the whole of v1.32.4, so the next differential can be --since it. Add --dry-run to see what it\n' +
+      '  would carry. It is for hosts that hold the base (an upgrade, issue #14); a fresh install needs a full bundle.')
     .option('--trust-key <file>', 'an armored OpenPGP public key trusted for the Kubernetes package repository besides the pinned one (a mirror that re-signs), repeatable', collect)
     .option('--pin <url=sha256:hex>', 'the sha256 of a release file (flannel manifest, cri-dockerd deb) by its upstream URL, for this build besides bundles/components.yaml, repeatable', collect)
     .action(async (version: string, flags: BuildFlags) => {
@@ -155,6 +163,7 @@ export function createProgram(): Command {
         images: flags.image ?? [],
         imagesFile: flags.imagesFile,
         lockFile: flags.lock,
+        since: flags.since,
         trustKeys: flags.trustKey ?? [],
         pins: flags.pin ?? [],
         ha: Boolean(flags.ha),

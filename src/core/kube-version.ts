@@ -31,3 +31,8 @@ export function parseKubeVersion(text: string): KubeVersion {
   const plain = `${major}.${minor}.${patch}`;
   return { major, minor, patch, plain, tag: `v${plain}`, minorTag: `v${major}.${minor}` };
 }
+
+/** Negative when a is older than b, 0 when equal, positive when newer. */
+export function compareKubeVersions(a: KubeVersion, b: KubeVersion): number {
+  return a.major - b.major || a.minor - b.minor || a.patch - b.patch;
+}

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { generateKeyPair, readPublicKey, readSecretKey } from '../../src/core/pgp.js';
-import type { ManifestContent } from '../../src/core/bundle/manifest.js';
+import YAML from 'yaml';
+import { manifestToYaml, type BundleManifest, type ManifestContent } from '../../src/core/bundle/manifest.js';
 import { packBundle, type PackEntry } from '../../src/core/bundle/pack.js';
 import { imageBlobFile, installerFile, manifestFile, memberMode, OCI_INDEX_FILE, OCI_LAYOUT_FILE, packageFile } from '../../src/core/bundle/paths.js';
 import { encodeHeader, endOfArchive, paddingFor } from '../../src/core/bundle/tar.js';
@@ -141,4 +142,11 @@ export async function repackCanonical(dir: string, output: string, members: read
     else out.push({ path: m, body: await readFile(join(dir, m)) });
   }
   await writeFile(output, canonicalTar(out));
+}
+
+/** bundle.yaml text of `m` with one edit made to its parsed document: for tests of what reading refuses. */
+export function editedManifestText(m: BundleManifest, edit: (doc: any) => void): string {
+  const doc = YAML.parse(manifestToYaml(m));
+  edit(doc);
+  return YAML.stringify(doc);
 }

@@ -1,6 +1,8 @@
 /**
  * Simulated pkgs.k8s.io: one signed flat apt repository per Kubernetes minor (`/core:/stable:/v1.32/deb/`,
  * `/core:/stable:/v1.31/deb/`) holding the stub debs for amd64 and arm64, plus `Release.key` as upstream serves it.
+ * Started with `upgrades`, it also serves the releases an upgrade goes to (debs.ts UPGRADE_RELEASES): v1.32.4 in
+ * the v1.32 repository and a v1.33 repository.
  * Like the real service, directory URLs are 403 and every .deb is a 302 to a second "CDN" server
  * (prod-cdn.packages.k8s.io, under `/repositories/isv:/kubernetes:`) that serves the bytes with Range support.
  *
@@ -31,7 +33,7 @@ export interface K8sApt {
   stop(): Promise<void>;
 }
 
-export const K8S_MINORS: readonly K8sMinor[] = ['v1.32', 'v1.31'];
+export const K8S_MINORS: readonly K8sMinor[] = ['v1.33', 'v1.32', 'v1.31'];
 
 /** URL path of the repo for one minor, as on pkgs.k8s.io. */
 export const k8sRepoPath = (minor: K8sMinor): string => `/core:/stable:/${minor}/deb/`;
@@ -43,13 +45,13 @@ const CDN_MOUNT = '/repositories/isv:/kubernetes:';
 const KEY_DATE = new Date('2025-01-01T00:00:00Z');
 const RELEASE_DATE = new Date('2025-03-12T00:00:00Z');
 
-export async function startK8sApt({ host, workDir }: { host: string; workDir: string }): Promise<K8sApt> {
+export async function startK8sApt({ host, workDir, upgrades = false }: { host: string; workDir: string; upgrades?: boolean }): Promise<K8sApt> {
   await mkdir(workDir, { recursive: true });
   const key = await signingKey(workDir);
   const root = await mkdtemp(path.join(workDir, 'pkgs.k8s.io-'));
   const servers: StaticServer[] = [];
   try {
-    await writeRepos(root, key.secretKey, key.publicKey);
+    await writeRepos(root, key.secretKey, key.publicKey, upgrades);
     const cdn = await startStaticServer({ root, host, mount: CDN_MOUNT });
     servers.push(cdn);
     const pkgs = await startStaticServer({
@@ -73,11 +75,13 @@ export async function startK8sApt({ host, workDir }: { host: string; workDir: st
   }
 }
 
-async function writeRepos(root: string, signingKey: PrivateKey, publicKey: string): Promise<void> {
+async function writeRepos(root: string, signingKey: PrivateKey, publicKey: string, upgrades: boolean): Promise<void> {
   const debs = await buildStubDebs();
   for (const minor of K8S_MINORS) {
     const repo = path.join(root, k8sRepoPath(minor));
-    for (const deb of debs.debs.filter((d) => d.spec.outPath.startsWith(`${k8sRepoDir(minor)}/`))) {
+    const served = debs.debs.filter((d) => d.spec.outPath.startsWith(`${k8sRepoDir(minor)}/`) && (upgrades || !d.spec.upgrade));
+    if (served.length === 0) continue; // a repository of upgrade releases only, without `upgrades`
+    for (const deb of served) {
       const target = path.join(repo, path.relative(path.join(debs.dir, k8sRepoDir(minor)), deb.path));
       await mkdir(path.dirname(target), { recursive: true });
       await copyFile(deb.path, target);

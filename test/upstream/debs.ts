@@ -37,6 +37,8 @@ export interface StubDebSpec {
   mainBinary: string;
   /** path of the built deb inside the set's directory */
   outPath: string;
+  /** served only by an upstream started with `upgrades` (see K8S_REPOS) */
+  upgrade?: boolean;
 }
 
 export interface StubDeb {
@@ -56,7 +58,7 @@ export const k8sRepoDir = (minor: K8sMinor): string => `k8s-${minor}`;
 /** Directory (inside a StubDebSet) of the cri-dockerd release assets. */
 export const CRI_DOCKERD_DIR = 'cri-dockerd';
 
-export type K8sMinor = 'v1.32' | 'v1.31';
+export type K8sMinor = 'v1.33' | 'v1.32' | 'v1.31';
 
 interface K8sPackage {
   name: string;
@@ -65,44 +67,54 @@ interface K8sPackage {
   depends?: string;
   summary: string;
   description: string;
+  /** served only with `upgrades` */
+  upgrade: boolean;
 }
 
 /**
  * Package versions per repo. Depends as pkgs.k8s.io writes them, without a space after the commas (a real stanza
  * reads `Depends: kubelet (>= 1.19.0),kubectl (>= 1.19.0),…`): kubelet from the 2024-08-27 spec, kubeadm with the
  * `cri-tools (>= 1.30.0)` rule that matched first before 2026.
+ *
+ * `kube` lists every kubeadm/kubelet/kubectl release of the repo, oldest first. The releases in `upgrades` (and a
+ * repo with nothing else) are served only by an upstream started with `upgrades: true`: a real repo's newest patch
+ * is apt's candidate, and the tests written against the v1.32.3 upstream ask apt for the candidate. v1.33's
+ * companions are those the real v1.33 repository lists (reference sheet, "Companion packages per repo":
+ * cri-tools 1.33.0-1.1, kubernetes-cni 1.6.0-1.1).
  */
-const K8S_REPOS: Record<K8sMinor, { kube: string; cni: string; criTools: string }> = {
-  'v1.32': { kube: '1.32.3-1.1', cni: '1.6.0-1.1', criTools: '1.32.0-1.1' },
-  'v1.31': { kube: '1.31.7-1.1', cni: '1.5.1-1.1', criTools: '1.31.1-1.1' },
+const K8S_REPOS: Record<K8sMinor, { kube: string[]; upgrades: string[]; cni: string; criTools: string }> = {
+  'v1.33': { kube: ['1.33.1-1.1'], upgrades: ['1.33.1-1.1'], cni: '1.6.0-1.1', criTools: '1.33.0-1.1' },
+  'v1.32': { kube: ['1.32.3-1.1', '1.32.4-1.1'], upgrades: ['1.32.4-1.1'], cni: '1.6.0-1.1', criTools: '1.32.0-1.1' },
+  'v1.31': { kube: ['1.31.7-1.1'], upgrades: [], cni: '1.5.1-1.1', criTools: '1.31.1-1.1' },
 };
 
+/** The releases an upstream started with `upgrades` adds: what `bundle upgrade` moves a v1.32.3 cluster to. */
+export const UPGRADE_RELEASES: readonly string[] = Object.values(K8S_REPOS).flatMap((repo) => repo.upgrades.map((v) => `v${v.replace(/-[^-]+$/, '')}`));
+
 function k8sPackages(minor: K8sMinor): K8sPackage[] {
-  const { kube, cni, criTools } = K8S_REPOS[minor];
+  const { kube, upgrades, cni, criTools } = K8S_REPOS[minor];
+  // a repo whose every release is an upgrade release exists only with `upgrades`, its companions with it
+  const repoIsUpgrade = kube.every((v) => upgrades.includes(v));
+  const kubePackage = (version: string, name: string, mainBinary: string, summary: string, description: string, depends?: string): K8sPackage => ({
+    name, version, mainBinary, summary, description, upgrade: upgrades.includes(version), ...(depends ? { depends } : {}),
+  });
   return [
     {
-      name: 'cri-tools', version: criTools, mainBinary: 'usr/bin/crictl',
+      name: 'cri-tools', version: criTools, mainBinary: 'usr/bin/crictl', upgrade: repoIsUpgrade,
       summary: 'Command-line utility for interacting with a container runtime',
       description: 'Command-line utility for interacting with a container runtime.',
     },
+    ...kube.flatMap((version) => [
+      kubePackage(version, 'kubeadm', 'usr/bin/kubeadm', 'Command-line utility for administering a Kubernetes cluster',
+        'Command-line utility for administering a Kubernetes cluster.', 'cri-tools (>= 1.30.0)'),
+      kubePackage(version, 'kubectl', 'usr/bin/kubectl', 'Command-line utility for interacting with a Kubernetes cluster',
+        'Command-line utility for interacting with a Kubernetes cluster.'),
+      kubePackage(version, 'kubelet', 'usr/bin/kubelet', 'Node agent for Kubernetes clusters',
+        'The node agent of Kubernetes, the container cluster manager.',
+        'iptables (>= 1.4.21),kubernetes-cni (>= 1.2.0),iproute2,mount,conntrack,util-linux,ethtool'),
+    ]),
     {
-      name: 'kubeadm', version: kube, mainBinary: 'usr/bin/kubeadm', depends: 'cri-tools (>= 1.30.0)',
-      summary: 'Command-line utility for administering a Kubernetes cluster',
-      description: 'Command-line utility for administering a Kubernetes cluster.',
-    },
-    {
-      name: 'kubectl', version: kube, mainBinary: 'usr/bin/kubectl',
-      summary: 'Command-line utility for interacting with a Kubernetes cluster',
-      description: 'Command-line utility for interacting with a Kubernetes cluster.',
-    },
-    {
-      name: 'kubelet', version: kube, mainBinary: 'usr/bin/kubelet',
-      depends: 'iptables (>= 1.4.21),kubernetes-cni (>= 1.2.0),iproute2,mount,conntrack,util-linux,ethtool',
-      summary: 'Node agent for Kubernetes clusters',
-      description: 'The node agent of Kubernetes, the container cluster manager.',
-    },
-    {
-      name: 'kubernetes-cni', version: cni, mainBinary: 'opt/cni/bin/bridge',
+      name: 'kubernetes-cni', version: cni, mainBinary: 'opt/cni/bin/bridge', upgrade: repoIsUpgrade,
       summary: 'Binaries required to provision kubernetes container networking',
       description: 'Binaries required to provision container networking.',
     },
@@ -126,6 +138,7 @@ function k8sSpecs(minor: K8sMinor): StubDebSpec[] {
       ],
       mainBinary: pkg.mainBinary,
       outPath: `${k8sRepoDir(minor)}/${arch}/${pkg.name}_${pkg.version}_${arch}.deb`,
+      ...(pkg.upgrade ? { upgrade: true } : {}),
     })),
   );
 }
@@ -154,7 +167,7 @@ function criDockerdSpecs(): StubDebSpec[] {
   });
 }
 
-export const ALL_STUB_SPECS: readonly StubDebSpec[] = [...k8sSpecs('v1.32'), ...k8sSpecs('v1.31'), ...criDockerdSpecs()];
+export const ALL_STUB_SPECS: readonly StubDebSpec[] = [...k8sSpecs('v1.33'), ...k8sSpecs('v1.32'), ...k8sSpecs('v1.31'), ...criDockerdSpecs()];
 
 /**
  * Every stub deb, built on first use and cached under `cacheRoot` (default `<test cache>/upstream-debs`, the
@@ -197,7 +210,8 @@ async function buildAll(specs: readonly StubDebSpec[], work: string): Promise<vo
 }
 
 async function buildDeb(spec: StubDebSpec, work: string): Promise<void> {
-  const staging = path.join(work, 'staging', `${spec.package}_${spec.version}_${spec.arch}`);
+  // by the deb's place in the set: the same package version may be in two repositories (kubernetes-cni 1.6.0-1.1)
+  const staging = path.join(work, 'staging', spec.outPath.replace(/\.deb$/, ''));
   const tree = path.join(STUBS_DIR, spec.package);
   if (existsSync(tree)) await copyTree(tree, staging, spec.upstreamVersion);
   else await writePlaceholder(path.join(staging, spec.mainBinary), spec);

@@ -63,6 +63,8 @@ export interface GeneratedImage extends UpstreamImage {
   registry: UpstreamName;
   repository: string;
   tag: string;
+  /** an image of an upgrade release (see IMAGE_SPECS) */
+  upgrade: boolean;
   blobs: Content[];
   /** Image and attestation manifests, in push order. */
   children: Content[];
@@ -76,6 +78,8 @@ interface ImageSpec {
   repository: string;
   tag: string;
   format: ImageFormat;
+  /** held only by registries started with `upgrades` */
+  upgrade?: boolean;
 }
 
 const IMAGE_SPECS: readonly ImageSpec[] = [
@@ -89,6 +93,16 @@ const IMAGE_SPECS: readonly ImageSpec[] = [
   { registry: 'ghcr.io', repository: 'flannel-io/flannel', tag: 'v0.26.5', format: 'oci-index-attested' },
   { registry: 'ghcr.io', repository: 'flannel-io/flannel-cni-plugin', tag: 'v1.6.2-flannel1', format: 'oci-index-attested' },
   { registry: 'docker.io', repository: 'library/busybox', tag: '1.36', format: 'oci-index-attested' },
+  // The upgrade releases (debs.ts UPGRADE_RELEASES). Their images share the base layers above, as a real release's
+  // images share base layers with the previous one's; each has its own name layer, config and manifests.
+  // kubeadm v1.32.4 lists the same coredns/etcd/pause as v1.32.3 (patches 0-9); kubeadm v1.33.1 lists coredns
+  // v1.12.0, etcd 3.5.21-0 and pause 3.10 (bundles/control-plane-images.yaml, 1.33 patches 0-5, and the reference
+  // sheet upstream-formats.md, "K8s patches | coredns | etcd | pause").
+  ...['v1.32.4', 'v1.33.1'].flatMap((tag) =>
+    ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy'].map((repository): ImageSpec => ({ registry: 'registry.k8s.io', repository, tag, format: 'docker-list', upgrade: true })),
+  ),
+  { registry: 'registry.k8s.io', repository: 'coredns/coredns', tag: 'v1.12.0', format: 'oci-index', upgrade: true },
+  { registry: 'registry.k8s.io', repository: 'etcd', tag: '3.5.21-0', format: 'oci-index', upgrade: true },
 ];
 
 interface Platform {
@@ -108,14 +122,17 @@ interface BuildContext {
 
 const generated = new Map<string, Promise<GeneratedImage[]>>();
 
-/** All test images with their bytes; generated once per process and cache directory. */
-export function generateUpstreamImages(cacheDir: string = TEST_CACHE_DIR): Promise<GeneratedImage[]> {
+/**
+ * The test images with their bytes (with `upgrades`, the upgrade releases' too); generated once per process and
+ * cache directory.
+ */
+export async function generateUpstreamImages(cacheDir: string = TEST_CACHE_DIR, { upgrades = false }: { upgrades?: boolean } = {}): Promise<GeneratedImage[]> {
   let images = generated.get(cacheDir);
   if (!images) {
     images = buildAll(cacheDir);
     generated.set(cacheDir, images);
   }
-  return images;
+  return (await images).filter((image) => upgrades || !image.upgrade);
 }
 
 /** Public catalogue of what the simulated upstreams serve, digests computed at generation. */
@@ -167,6 +184,7 @@ async function buildImage(spec: ImageSpec, context: BuildContext): Promise<Gener
     registry: spec.registry,
     repository: spec.repository,
     tag: spec.tag,
+    upgrade: spec.upgrade ?? false,
     blobs: uniqueByDigest(blobs),
     children,
     index,

@@ -23,17 +23,22 @@ export interface Upstream {
 
 export const DEFAULT_WORK_DIR = '/var/tmp/kube-bundle-upstream';
 
-export async function startUpstream(opts: { host?: string; workDir?: string } = {}): Promise<Upstream> {
+/**
+ * `upgrades`: also serve the releases a v1.32.3 cluster upgrades to (v1.32.4, and v1.33.1 in a v1.33 repository)
+ * and their images; without it, the upstream offers exactly what the v1.32.3 tests expect of it.
+ */
+export async function startUpstream(opts: { host?: string; workDir?: string; upgrades?: boolean } = {}): Promise<Upstream> {
   const host = opts.host ?? '127.0.0.1';
   const workDir = opts.workDir ?? DEFAULT_WORK_DIR;
   mkdirSync(workDir, { recursive: true });
   const stops: (() => Promise<void>)[] = [];
   try {
-    const apt = await startK8sApt({ host, workDir });
+    const upgrades = opts.upgrades ?? false;
+    const apt = await startK8sApt({ host, workDir, upgrades });
     stops.push(apt.stop);
     const github = await startGithub({ host, workDir });
     stops.push(github.stop);
-    const reg = await startRegistries({ host, workDir });
+    const reg = await startRegistries({ host, workDir, upgrades });
     stops.push(reg.stop);
     return {
       pkgs: apt.url,

@@ -29,6 +29,8 @@ export interface RegistriesOptions {
   /** a scratch directory for the backend's storage is created (and removed on stop) under it */
   workDir: string;
   cacheDir?: string;
+  /** also hold the images of the upgrade releases (images.ts) */
+  upgrades?: boolean;
 }
 
 export interface UpstreamRegistries {
@@ -70,7 +72,7 @@ const PROFILES: readonly UpstreamProfile[] = [
 
 export async function startRegistries(options: RegistriesOptions): Promise<UpstreamRegistries> {
   const cacheDir = options.cacheDir ?? TEST_CACHE_DIR;
-  const images = await generateUpstreamImages(cacheDir);
+  const images = await generateUpstreamImages(cacheDir, { upgrades: options.upgrades ?? false });
   const stops: (() => Promise<void>)[] = [];
   try {
     await mkdir(options.workDir, { recursive: true });

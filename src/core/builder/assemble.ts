@@ -20,11 +20,19 @@ import { fingerprintOf } from '../pgp.js';
 import type { FileComponent, ImageComponent, ManifestContent, PackageComponent } from '../bundle/manifest.js';
 import { packBundle, type PackEntry } from '../bundle/pack.js';
 import { IMAGES_DIR, installerFile, packageFile, PACKAGES_DIR } from '../bundle/paths.js';
+import { carriedPlan, type BaseRef, type DifferentialContent } from './differential.js';
 import { imageSize, platformText, type Plan } from './plan.js';
 import { seedPlan } from './seed-plan.js';
 
-/** Every file of the bundle (each from the cache with its sha256 and size), and its bundle.yaml. */
-export async function assemble(plan: Plan, cache: BlobCache, signingKey: openpgp.PrivateKey | undefined, date: Date): Promise<{ entries: PackEntry[]; manifest: ManifestContent }> {
+/**
+ * Every file of the bundle (each from the cache with its sha256 and size), and its bundle.yaml. With
+ * `differential`, only what the base lacks (differential.ts): the flat repository's index lists only the packages
+ * carried (the install side merges it with the base's repository, which lists the rest); the OCI layout's
+ * index.json names every image, its blobs only those carried, and bundle.yaml marks the images the base has
+ * whole (`fromBase`). The registry seed plan describes every image in full, whichever bundle carries its blobs.
+ */
+export async function assemble(full: Plan, cache: BlobCache, signingKey: openpgp.PrivateKey | undefined, date: Date, differential?: { base: BaseRef; content: DifferentialContent }): Promise<{ entries: PackEntry[]; manifest: ManifestContent }> {
+  const plan = differential ? carriedPlan(full, differential.content) : full;
   const images = plan.images;
   const repoPackages: RepoPackage[] = plan.debs.map((d) => ({
     filename: d.bundleName,
@@ -33,7 +41,8 @@ export async function assemble(plan: Plan, cache: BlobCache, signingKey: openpgp
     sha256: d.record.sha256,
   }));
   const repoFiles = await renderFlatRepo(repoPackages, { origin: 'kube-bundle', label: 'kube-bundle', suite: 'stable', date, ...(signingKey ? { signingKey } : {}) }, PACKAGES_DIR);
-  const layout = buildLayout(images, cache);
+  const fromBase = (i: PulledImage) => differential !== undefined && !differential.content.carried.blobs.has(i.descriptor.digest);
+  const layout = buildLayout(images, cache, new Set(images.filter(fromBase).map((i) => i.reference)));
   const entries: PackEntry[] = [
     ...plan.debs.map((d) => ({ path: packageFile(d.bundleName), source: { file: cache.blobPath(d.record.sha256) }, sha256: d.record.sha256, size: d.record.size })),
     ...repoFiles.map((f) => ({ path: `${PACKAGES_DIR}/${f.name}`, source: { bytes: f.bytes } })),
@@ -41,8 +50,8 @@ export async function assemble(plan: Plan, cache: BlobCache, signingKey: openpgp
     ...plan.files.map((f) => ({ path: f.path, source: { file: f.cachePath }, sha256: f.sha256, size: f.size })),
   ];
   const packages: PackageComponent[] = plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, filename: packageFile(d.bundleName), size: d.record.size, sha256: d.record.sha256, url: d.upstreamUrl }));
-  const imageComponents: ImageComponent[] = images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: i.manifests.map(platformText), size: imageSize(i) }));
-  const installer = installerFiles(images);
+  const imageComponents: ImageComponent[] = images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: i.manifests.map(platformText), size: imageSize(i), ...(fromBase(i) ? { fromBase: true as const } : {}) }));
+  const installer = installerFiles(full.images);
   entries.push(...installer.map((f) => ({ path: f.path, source: { bytes: f.bytes } })));
   const files: FileComponent[] = [
     ...plan.files.map((f) => ({ path: f.path, url: f.url, sha256: f.sha256, size: f.size, kind: 'manifest' as const })),
@@ -50,7 +59,7 @@ export async function assemble(plan: Plan, cache: BlobCache, signingKey: openpgp
   ];
   return {
     entries,
-    manifest: { kubernetesVersion: plan.version.tag, target: plan.target.name, arches: plan.arches, runtimes: plan.runtimes, components: { packages, images: imageComponents, files } },
+    manifest: { kubernetesVersion: plan.version.tag, target: plan.target.name, arches: plan.arches, runtimes: plan.runtimes, ...(differential ? { base: { kubernetesVersion: differential.base.kubernetesVersion, lockSha256: differential.base.lockSha256 } } : {}), components: { packages, images: imageComponents, files } },
   };
 }
 

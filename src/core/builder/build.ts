@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { writeAtomically } from '../../util/atomic-write.js';
-import { digestHex } from '../../util/digest.js';
+import { digestHex, sha256Of } from '../../util/digest.js';
 import { UserError } from '../../util/errors.js';
 import type { Progress } from '../../util/progress.js';
 import { BlobCache } from '../cache.js';
@@ -32,6 +32,7 @@ import type { PackEntry } from '../bundle/pack.js';
 import { manifestFile } from '../bundle/paths.js';
 import { assemble, bundleKey, packAndKeep, reuseBundle } from './assemble.js';
 import { controlPlaneImages } from './control-plane-images.js';
+import { assertSinceMatches, baseBlobDigests, carriedPlan, differentialContent, type DifferentialContent, type SinceBase } from './differential.js';
 import { assertMatchesLock, readLock, renderLock } from './lockfile.js';
 import { debRequest, fetchDeb, indexScans, kubernetesRepo, resolvePackages, verifyRepositories } from './packages.js';
 import { imageSize, lockOf, platformText, type Deb, type Plan, type ResolveContext } from './plan.js';
@@ -53,6 +54,8 @@ export interface BuildOptions {
   images: string[];
   imagesFile?: string;
   lockFile?: string;
+  /** the lock file of a base bundle: build a differential bundle carrying only what that base lacks */
+  since?: string;
   /** armored public keys trusted for the Kubernetes package repository besides the pinned one */
   trustKeys: string[];
   /** `<url>=sha256:<hex>`: release files pinned for this build besides bundles/components.yaml */
@@ -83,6 +86,13 @@ export interface BuildResult {
   fetch: FetchStats;
   /** the same bundle was packed before: linked from the cache instead of written again */
   reusedBundle: boolean;
+  /** a differential bundle (`--since`): its base, and what it leaves to the base; `packages`, `files` and the
+   * images' sizes above are what it carries */
+  differential?: {
+    base: { file: string; kubernetesVersion: string; lockSha256: string };
+    carried: { debs: number; blobs: number; files: number; bytes: number };
+    fromBase: { debs: number; blobs: number; files: number };
+  };
   seconds: number;
 }
 
@@ -94,7 +104,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const arches = uniqueArches(options.arches);
   const runtimes = parseRuntimes(options.runtimes);
   const mirrors = parseMirrors(options.mirrors);
-  const output = resolvePath(options.output ?? `kube-bundle-${version.tag}-${target.name}-${arches.join('+')}.tar`);
+  const since = options.since ? readSinceBase(options.since) : undefined;
+  if (since) assertSinceMatches(since.file, since.lock, { kubernetesVersion: version.tag, target: target.name, arches });
+  const output = resolvePath(options.output ?? `kube-bundle-${version.tag}-${target.name}-${arches.join('+')}${since ? `-since-${since.kubernetesVersion}` : ''}.tar`);
   const lockPath = output.replace(/\.tar$/, '') + '.lock.yaml';
   const lock = options.lockFile ? readLock(options.lockFile) : undefined;
   const pins: PinSources = { components: loadComponents().releaseDigests, flags: parsePinFlags(options.pins), ...(lock && options.lockFile ? { lock: { file: options.lockFile, content: lock } } : {}) };
@@ -110,9 +122,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   });
 
   const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
-  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, client, trusted, extraImages, ha: options.ha, pins, dryRun: options.dryRun, progress });
+  const baseBlobs = since ? baseBlobDigests(since.lock) : undefined;
+  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, client, trusted, extraImages, ha: options.ha, pins, dryRun: options.dryRun, progress, ...(baseBlobs ? { heldBlob: (digest: string) => baseBlobs.has(digest) } : {}) });
+  // the lock lists everything resolved, a differential build's too: the next --since compares against it
   const resolvedLock = lockOf(plan);
   if (lock && options.lockFile) assertMatchesLock(options.lockFile, lock, resolvedLock);
+  const differential = since ? { base: since, content: differentialContent(since.lock, resolvedLock) } : undefined;
+  const carried = differential ? carriedPlan(plan, differential.content) : plan;
 
   const result: BuildResult = {
     kubernetesVersion: version.tag,
@@ -121,12 +137,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     runtimes,
     dryRun: options.dryRun,
     signer: signingKey ? fingerprintOf(signingKey) : null,
-    packages: plan.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, size: d.record.size, source: d.record.source })),
-    images: plan.images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, platforms: i.manifests.map(platformText), size: imageSize(i) })),
-    files: plan.files.map((f) => ({ path: f.path, url: f.url, size: f.size })),
+    packages: carried.debs.map((d) => ({ name: d.record.name, version: d.record.version, arch: d.record.architecture, size: d.record.size, source: d.record.source })),
+    images: carried.images.map((i) => ({ ref: i.reference, digest: i.descriptor.digest, platforms: i.manifests.map(platformText), size: imageSize(i) })),
+    files: carried.files.map((f) => ({ path: f.path, url: f.url, size: f.size })),
     fetch: fetcher.stats,
     reusedBundle: false,
     seconds: 0,
+    ...(differential ? { differential: differentialSummary(differential.base, differential.content, carried) } : {}),
   };
   if (options.dryRun) {
     result.seconds = (Date.now() - started) / 1000;
@@ -134,7 +151,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   }
 
   const sourceDate = sourceDateOf(options.sourceDateEpoch, plan.releaseDate);
-  const { entries, manifest } = await assemble(plan, cache, signingKey, sourceDate);
+  const { entries, manifest } = await assemble(plan, cache, signingKey, sourceDate, differential);
   await mkdir(dirname(output), { recursive: true });
   const key = bundleKey(entries, manifest, sourceDate, signingKey);
   let packed = await reuseBundle(cache, key, output);
@@ -143,8 +160,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   else {
     // Packages and image blobs (many under way since resolving) download while the bundle is packed: each file is
     // copied to its place in the tar as soon as it is there, so little is left to do when the last one arrives.
-    progress.step(`Downloading ${plan.debs.length} packages and ${plan.images.length} images into ${basename(output)}`);
-    const downloads = startDownloads(plan, { fetcher, mirrors, client });
+    progress.step(`Downloading ${carried.debs.length} packages and ${carried.images.length} images into ${basename(output)}`);
+    const downloads = startDownloads(carried, { fetcher, mirrors, client });
     const packing = entries.map((entry): PackEntry => {
       const { sha256 } = entry;
       if (sha256 === undefined) return entry;
@@ -200,7 +217,7 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
     Promise.all(
       refs.map(async (ref) => {
         const image = await client.pull(ref, platforms, { layers: false });
-        if (!ctx.dryRun) for (const blob of image.blobs) client.downloadBlob(image.reference, blob).catch(() => undefined);
+        if (!ctx.dryRun) for (const blob of image.blobs) if (!ctx.heldBlob?.(blob.digest)) client.downloadBlob(image.reference, blob).catch(() => undefined);
         return image;
       }),
     );
@@ -242,6 +259,23 @@ async function resolvePlan(ctx: ResolveContext): Promise<Plan> {
     images,
     files: [{ path: manifestFile('kube-flannel.yml'), url: manifestUrl, cachePath: flannel.path, sha256: flannel.sha256, size: flannel.size }],
     releaseDate: reposByArch.get(arches[0] as Arch)?.[0]?.release.date,
+  };
+}
+
+/** The base of a differential build: its lock file, and the sha256 of the file's bytes (what bundle.yaml names). */
+function readSinceBase(file: string): SinceBase {
+  const lock = readLock(file);
+  return { file, lock, kubernetesVersion: lock.kubernetesVersion, lockSha256: sha256Of(readFileSync(file)) };
+}
+
+function differentialSummary(base: SinceBase, content: DifferentialContent, carried: Plan): NonNullable<BuildResult['differential']> {
+  const blobBytes = new Map(carried.images.flatMap((i) => i.blobs.map((b) => [b.digest, b.size] as const)));
+  const bytes = carried.debs.reduce((sum, d) => sum + d.record.size, 0) + carried.files.reduce((sum, f) => sum + f.size, 0) + [...blobBytes.values()].reduce((sum, n) => sum + n, 0);
+  const { debs, blobs, files } = content.carried;
+  return {
+    base: { file: base.file, kubernetesVersion: base.kubernetesVersion, lockSha256: base.lockSha256 },
+    carried: { debs: debs.size, blobs: blobs.size, files: files.size, bytes },
+    fromBase: { ...content.fromBase },
   };
 }
 

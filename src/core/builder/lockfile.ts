@@ -17,6 +17,9 @@ export interface LockedArtifact {
   arch: string;
   url: string;
   digest: string;
+  /** images: the digest of every blob the bundle carries of it (top-level document, platform manifests, configs,
+   * layers), sorted; what `--since` compares by. Absent in locks written before differential bundles. */
+  blobs?: string[];
 }
 
 export interface LockFile {

@@ -50,13 +50,15 @@ export interface ResolveContext {
   pins: PinSources;
   dryRun: boolean;
   progress: Progress;
+  /** a differential build's base has this blob: it is not downloaded ahead (differential.ts) */
+  heldBlob?: (digest: string) => boolean;
 }
 
 /** The lock file of the plan: every artifact with its upstream URL and digest. */
 export function lockOf(plan: Plan): LockFile {
   const artifacts: LockedArtifact[] = [
     ...plan.debs.map((d) => ({ kind: 'deb' as const, name: d.record.name, version: d.record.version, arch: d.record.architecture === 'all' ? 'all' : d.arch, url: d.upstreamUrl, digest: `sha256:${d.record.sha256}` })),
-    ...plan.images.map((i) => ({ kind: 'image' as const, name: i.reference, version: tagOf(i.reference), arch: 'all', url: `docker://${i.reference}`, digest: i.descriptor.digest })),
+    ...plan.images.map((i) => ({ kind: 'image' as const, name: i.reference, version: tagOf(i.reference), arch: 'all', url: `docker://${i.reference}`, digest: i.descriptor.digest, blobs: [...new Set(i.blobs.map((b) => b.digest))].sort() })),
     ...plan.files.map((f) => ({ kind: 'file' as const, name: basename(f.path), version: '-', arch: 'all', url: f.url, digest: `sha256:${f.sha256}` })),
   ];
   return { apiVersion: 'kube-bundle.dev/v1alpha1', kind: 'Lock', kubernetesVersion: plan.version.tag, target: plan.target.name, arches: plan.arches, runtimes: plan.runtimes, artifacts };

@@ -11,14 +11,14 @@ export function formatBuildResult(r: BuildResult): string {
   const debBytes = r.packages.reduce((s, p) => s + p.size, 0);
   const imageBytes = r.images.reduce((s, i) => s + i.size, 0);
   const fileBytes = r.files.reduce((s, f) => s + f.size, 0);
-  const head = `Kubernetes ${r.kubernetesVersion} for ${r.target} (${r.arches.join(', ')}), runtimes: ${r.runtimes.join(', ')}\n`;
+  const head = `Kubernetes ${r.kubernetesVersion} for ${r.target} (${r.arches.join(', ')}), runtimes: ${r.runtimes.join(', ')}\n` + differentialLine(r);
   if (r.dryRun) {
     return [
       head,
       `Packages (${r.packages.length}, ${formatBytes(debBytes)}):\n`,
       table([['NAME', 'VERSION', 'ARCH', 'SIZE', 'FROM'], ...r.packages.map((p) => [p.name, p.version, p.arch, formatBytes(p.size), p.source])]),
       `\nImages (${r.images.length}, ${formatBytes(imageBytes)} before sharing layers):\n`,
-      table([['REFERENCE', 'PLATFORMS', 'SIZE', 'DIGEST'], ...r.images.map((i) => [i.ref, i.platforms.join(','), formatBytes(i.size), i.digest])]),
+      table([['REFERENCE', 'PLATFORMS', 'SIZE', 'DIGEST'], ...r.images.map((i) => [i.ref, i.platforms.join(','), r.differential && i.size === 0 ? 'in base' : formatBytes(i.size), i.digest])]),
       `\nFiles (${r.files.length}, ${formatBytes(fileBytes)}):\n`,
       table([['PATH', 'SIZE', 'URL'], ...r.files.map((f) => [f.path, formatBytes(f.size), f.url])]),
       `\nDry run: nothing was downloaded but package indexes, image manifests and release files (${formatBytes(r.fetch.bytesFetched + r.fetch.metadataBytesFetched)}).\n`,
@@ -31,4 +31,13 @@ export function formatBuildResult(r: BuildResult): string {
     `  lock file: ${r.lockFile}\n`,
     `  downloaded ${formatBytes(r.fetch.bytesFetched)} (+ ${formatBytes(r.fetch.metadataBytesFetched)} of signed indexes), from cache ${formatBytes(r.fetch.bytesFromCache)}, in ${r.seconds.toFixed(1)}s\n`,
   ].join('');
+}
+
+/** What a differential build carries and what it leaves to its base; empty for a full build. */
+function differentialLine(r: BuildResult): string {
+  const d = r.differential;
+  if (!d) return '';
+  return `Differential since ${d.base.kubernetesVersion} (${d.base.file}, lock sha256 ${d.base.lockSha256}): ` +
+    `carries ${d.carried.debs} packages, ${d.carried.blobs} image blobs, ${d.carried.files} files (${formatBytes(d.carried.bytes)}); ` +
+    `the base has ${d.fromBase.debs} packages, ${d.fromBase.blobs} image blobs, ${d.fromBase.files} files of this build\n`;
 }

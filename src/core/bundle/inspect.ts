@@ -55,6 +55,7 @@ export function formatInspect(s: BundleSummary): string {
   const header = table([
     ['Bundle', `${s.file} (${formatBytes(s.size)})`],
     ['Kubernetes', m.kubernetesVersion],
+    ['Content', m.base ? `differential, base ${m.base.kubernetesVersion} (lock sha256 ${m.base.lockSha256}): only what the base lacks` : 'full'],
     ['Target', `${m.target} (${m.arches.join(', ')})`],
     ['Runtimes', m.runtimes.join(', ')],
     ['Created', m.created],
@@ -64,7 +65,7 @@ export function formatInspect(s: BundleSummary): string {
     section(`Packages (${packages.length}, ${formatBytes(s.totals.packages)})`, ['NAME', 'VERSION', 'ARCH', 'SIZE'],
       packages.map((p) => [p.name, p.version, p.arch, formatBytes(p.size)])),
     section(`Images (${images.length}, ${formatBytes(s.totals.images)})`, ['REF', 'DIGEST', 'PLATFORMS', 'SIZE'],
-      images.map((i) => [i.ref, shortDigest(i.digest), i.platforms.join(','), formatBytes(i.size)])),
+      images.map((i) => [i.ref, shortDigest(i.digest), i.platforms.join(','), i.fromBase ? 'in base' : formatBytes(i.size)])),
     section(`Files (${files.length}, ${formatBytes(s.totals.files)})`, ['PATH', 'KIND', 'SIZE'],
       files.map((f) => [f.path, f.kind, formatBytes(f.size)])),
   ];

@@ -32,8 +32,13 @@ export interface ImageComponent {
   mediaType: string;
   /** e.g. linux/amd64 */
   platforms: string[];
-  /** sum of the sizes of the image's unique blobs */
+  /** sum of the sizes of the image's unique blobs (in a differential bundle: of those it carries) */
   size: number;
+  /**
+   * Differential bundles only: the image's top-level document (and so every blob of it) is not in this bundle but
+   * in its base's. Absent otherwise.
+   */
+  fromBase?: true;
 }
 
 export type FileKind = 'manifest' | 'release-file' | 'installer';
@@ -48,6 +53,15 @@ export interface FileComponent {
   kind: FileKind;
 }
 
+/**
+ * What a differential bundle is built against (`bundle build --since <lock>`): the base bundle's Kubernetes version
+ * and the sha256 of its lock file's bytes. A bundle without it is a full bundle.
+ */
+export interface ManifestBase {
+  kubernetesVersion: string;
+  lockSha256: string;
+}
+
 export interface BundleManifest {
   apiVersion: typeof MANIFEST_API_VERSION;
   kind: typeof MANIFEST_KIND;
@@ -59,6 +73,8 @@ export interface BundleManifest {
   created: string;
   /** fingerprint of the signing key; null for an unsigned bundle */
   signer: string | null;
+  /** present on a differential bundle only */
+  base?: ManifestBase;
   components: {
     packages: PackageComponent[];
     images: ImageComponent[];
@@ -84,12 +100,13 @@ export function manifestToYaml(m: BundleManifest): string {
     runtimes: m.runtimes,
     created: m.created,
     signer: m.signer,
+    ...(m.base ? { base: { kubernetesVersion: m.base.kubernetesVersion, lockSha256: m.base.lockSha256 } } : {}),
     components: {
       packages: m.components.packages.map((p) => ({
         name: p.name, version: p.version, arch: p.arch, filename: p.filename, size: p.size, sha256: p.sha256, url: p.url,
       })),
       images: m.components.images.map((i) => ({
-        ref: i.ref, digest: i.digest, mediaType: i.mediaType, platforms: i.platforms, size: i.size,
+        ref: i.ref, digest: i.digest, mediaType: i.mediaType, platforms: i.platforms, size: i.size, ...(i.fromBase ? { fromBase: true } : {}),
       })),
       files: m.components.files.map((f) => ({ path: f.path, url: f.url, sha256: f.sha256, size: f.size, kind: f.kind })),
     },
@@ -111,6 +128,8 @@ export function parseManifest(text: string, source: string): BundleManifest {
 /**
  * Which manifest entries disagree with the bundle's SHA256SUMS (path → sha256): a package or file that is not
  * in the bundle or has another hash, an image whose index/manifest blob is missing. Empty when consistent.
+ * The one absence allowed: in a differential bundle, an image marked `fromBase` has its blob in the base, not
+ * here (and it must not be here either: the mark would be false).
  */
 export function manifestMismatches(m: BundleManifest, sums: ReadonlyMap<string, string>): { path: string; detail: string }[] {
   const out: { path: string; detail: string }[] = [];
@@ -123,7 +142,9 @@ export function manifestMismatches(m: BundleManifest, sums: ReadonlyMap<string, 
   for (const f of m.components.files) expectFile(f.path, f.sha256, `file from ${f.url}`);
   for (const i of m.components.images) {
     const blob = imageBlobFile(i.digest);
-    if (!sums.has(blob)) out.push({ path: blob, detail: `image ${i.ref}@${i.digest} is listed in bundle.yaml but its blob is not in SHA256SUMS` });
+    if (i.fromBase) {
+      if (sums.has(blob)) out.push({ path: blob, detail: `image ${i.ref}@${i.digest} is marked fromBase in bundle.yaml but its blob is in SHA256SUMS` });
+    } else if (!sums.has(blob)) out.push({ path: blob, detail: `image ${i.ref}@${i.digest} is listed in bundle.yaml but its blob is not in SHA256SUMS` });
   }
   return out;
 }
@@ -139,6 +160,11 @@ class Checker {
     if (o.apiVersion !== MANIFEST_API_VERSION) this.fail('apiVersion', `must be ${MANIFEST_API_VERSION}, got ${JSON.stringify(o.apiVersion)}`);
     if (o.kind !== MANIFEST_KIND) this.fail('kind', `must be ${MANIFEST_KIND}, got ${JSON.stringify(o.kind)}`);
     const components = this.object(o.components, 'components');
+    const base = o.base === undefined ? undefined : this.base(o.base, 'base');
+    const images = this.array(components.images, 'components.images').map((p, i) => this.image(p, `components.images[${i}]`));
+    images.forEach((image, i) => {
+      if (image.fromBase && !base) this.fail(`components.images[${i}].fromBase`, 'is allowed in a differential bundle only (one with a base)');
+    });
     return {
       apiVersion: MANIFEST_API_VERSION,
       kind: MANIFEST_KIND,
@@ -148,9 +174,10 @@ class Checker {
       runtimes: this.strings(o.runtimes, 'runtimes'),
       created: this.isoDate(o.created, 'created'),
       signer: o.signer === null ? null : this.fingerprint(o.signer, 'signer'),
+      ...(base ? { base } : {}),
       components: {
         packages: this.array(components.packages, 'components.packages').map((p, i) => this.pkg(p, `components.packages[${i}]`)),
-        images: this.array(components.images, 'components.images').map((p, i) => this.image(p, `components.images[${i}]`)),
+        images,
         files: this.array(components.files, 'components.files').map((p, i) => this.file(p, `components.files[${i}]`)),
       },
     };
@@ -179,7 +206,22 @@ class Checker {
       mediaType: this.string(o.mediaType, `${at}.mediaType`),
       platforms: this.strings(o.platforms, `${at}.platforms`),
       size: this.size(o.size, `${at}.size`),
+      ...(this.flag(o.fromBase, `${at}.fromBase`) ? { fromBase: true as const } : {}),
     };
+  }
+
+  private base(value: unknown, at: string): ManifestBase {
+    const o = this.object(value, at);
+    const kubernetesVersion = this.string(o.kubernetesVersion, `${at}.kubernetesVersion`);
+    if (!/^v\d+\.\d+\.\d+$/.test(kubernetesVersion)) this.fail(`${at}.kubernetesVersion`, `must be a release version like v1.32.3, got '${kubernetesVersion}'`);
+    return { kubernetesVersion, lockSha256: this.sha256(o.lockSha256, `${at}.lockSha256`) };
+  }
+
+  /** An optional mark: absent, or `true` (never `false`: the serializer leaves it out). */
+  private flag(value: unknown, at: string): boolean {
+    if (value === undefined) return false;
+    if (value !== true) this.fail(at, `must be true when present, got ${JSON.stringify(value)}`);
+    return true;
   }
 
   private file(value: unknown, at: string): FileComponent {

@@ -365,7 +365,10 @@ export function verificationFailure(file: string, report: VerifyReport): UserErr
 /** One line for a bundle that verified; the file's sha256 comes from the same pass, for a transfer record. */
 export function formatVerified(file: string, report: VerifyReport): string {
   const signer = report.signer ? `signed by ${report.signer}` : 'NOT signature-checked (unsigned allowed)';
-  return `${file}: OK, ${report.files} files intact, ${signer}; sha256 of the file ${report.sha256}`;
+  const base = report.manifest?.base;
+  // a differential bundle verifies on its own; what it leaves to its base is named, not checked here
+  const differential = base ? `; differential, base ${base.kubernetesVersion} (lock sha256 ${base.lockSha256})` : '';
+  return `${file}: OK, ${report.files} files intact, ${signer}${differential}; sha256 of the file ${report.sha256}`;
 }
 
 /** What `verify --json` prints: the report without the kept bodies and the key. */

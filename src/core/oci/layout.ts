@@ -46,8 +46,12 @@ export const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
 /** On an alias entry: the digest of the upstream document it stands for. */
 export const ALIAS_OF_ANNOTATION = 'io.kube-bundle.alias-of';
 
-/** The layout for these images, every blob read from `cache`. */
-export function buildLayout(images: PulledImage[], cache: BlobCache): LayoutEntry[] {
+/**
+ * The layout for these images, every blob read from `cache`. `inBase` (a differential bundle's): references whose
+ * top-level document the base bundle holds, and so also their alias, which is made from the same bytes; their
+ * index.json entries stay, their alias blob is left to the base like the rest.
+ */
+export function buildLayout(images: PulledImage[], cache: BlobCache, inBase: ReadonlySet<string> = new Set()): LayoutEntry[] {
   const byReference = uniqueByReference(images);
   const references = [...byReference.keys()].sort();
   const blobs = new Map<string, LayoutEntry>();
@@ -63,7 +67,7 @@ export function buildLayout(images: PulledImage[], cache: BlobCache): LayoutEntr
     if (mediaType === OCI_INDEX || mediaType === OCI_MANIFEST) return [original];
     const alias = jsonBytes({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: image.manifests });
     const aliasHex = sha256Of(alias);
-    addBlob(blobs, blobEntry(aliasHex, alias.length, { bytes: alias }));
+    if (!inBase.has(reference)) addBlob(blobs, blobEntry(aliasHex, alias.length, { bytes: alias }));
     const annotations = { [ALIAS_OF_ANNOTATION]: digest, [REF_NAME_ANNOTATION]: reference };
     return [{ mediaType: OCI_INDEX, digest: `sha256:${aliasHex}`, size: alias.length, annotations }, original];
   });
