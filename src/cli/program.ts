@@ -27,6 +27,7 @@ interface BuildFlags {
   imagesFile?: string;
   lock?: string;
   trustKey?: string[];
+  trustArchiveKey?: string[];
   pin?: string[];
   ha?: boolean;
   cache?: string;
@@ -119,8 +120,11 @@ export function createProgram(): Command {
     .option('--concurrency <n>', 'parallel downloads', '8')
     .option('--dry-run', 'print what would be fetched, with versions and sizes; reads only the package indexes, image manifests and release files')
     .option('--json', 'print a JSON summary')
-    .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned')
+    .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned\n' +
+      '  bundle build v1.32.3 -t ubuntu-24.04 --mirror http://archive.ubuntu.com/ubuntu=http://10.0.0.5/ubuntu \\\n' +
+      '    --trust-archive-key mirror-signing-key.asc --key signer.asc   # a local mirror of Ubuntu\'s archive that re-signs')
     .option('--trust-key <file>', 'an armored OpenPGP public key trusted for the Kubernetes package repository besides the pinned one (a mirror that re-signs), repeatable', collect)
+    .option('--trust-archive-key <file>', 'an armored OpenPGP public key trusted for the target distribution\'s archive besides its keyring (bundles/targets/<target>.yaml), repeatable: for a --mirror of it that re-signs (aptly, reprepro); with it, a keyring missing on this machine is not needed', collect)
     .option('--pin <url=sha256:hex>', 'the sha256 of a release file (flannel manifest, cri-dockerd deb) by its upstream URL, for this build besides bundles/components.yaml, repeatable', collect)
     .action(async (version: string, flags: BuildFlags) => {
       const { build } = await import('../core/builder/build.js');
@@ -139,6 +143,7 @@ export function createProgram(): Command {
         imagesFile: flags.imagesFile,
         lockFile: flags.lock,
         trustKeys: flags.trustKey ?? [],
+        archiveKeys: flags.trustArchiveKey ?? [],
         pins: flags.pin ?? [],
         ha: Boolean(flags.ha),
         cacheDir: flags.cache ?? defaultCacheDir(),
