@@ -29,6 +29,7 @@ interface BuildFlags {
   lock?: string;
   since?: string;
   trustKey?: string[];
+  trustArchiveKey?: string[];
   pin?: string[];
   ha?: boolean;
   cache?: string;
@@ -139,13 +140,16 @@ export function createProgram(): Command {
     .option('--dry-run', 'print what would be fetched, with versions and sizes; reads only the package indexes, image manifests and release files')
     .option('--json', 'print a JSON summary')
     .addHelpText('after', '\nExamples:\n  bundle build v1.32.3 -t debian-12 --key signer.asc\n  bundle build 1.32.3 -a amd64 -a arm64 --mirror registry.k8s.io=http://10.0.0.5:5000 --unsigned\n' +
+      '  bundle build v1.32.3 -t ubuntu-24.04 --mirror http://archive.ubuntu.com/ubuntu=http://10.0.0.5/ubuntu \\\n' +
+      '    --trust-archive-key mirror-signing-key.asc --key signer.asc   # a local mirror of Ubuntu\'s archive that re-signs\n' +
       '\nDifferential bundles (for a site that has a bundle already, to carry less across the air gap):\n' +
       '  bundle build v1.32.4 -t debian-12 --key signer.asc --since kube-bundle-v1.32.3-debian-12-amd64.lock.yaml\n' +
       '  writes kube-bundle-v1.32.4-debian-12-amd64-since-v1.32.3.tar: only what the v1.32.3 bundle lacks (compared by\n' +
       '  sha256), signed like any bundle; its bundle.yaml names the base (version and the lock file\'s sha256), and its\n' +
       '  lock file lists the whole of v1.32.4, so the next differential can be --since it. Add --dry-run to see what it\n' +
-      '  would carry. It is for hosts that hold the base (an upgrade, issue #14); a fresh install needs a full bundle.')
+      '  would carry. It is for hosts that hold the base (`bundle upgrade`); a fresh install needs a full bundle.')
     .option('--trust-key <file>', 'an armored OpenPGP public key trusted for the Kubernetes package repository besides the pinned one (a mirror that re-signs), repeatable', collect)
+    .option('--trust-archive-key <file>', 'an armored OpenPGP public key trusted for the target distribution\'s archive besides its keyring (bundles/targets/<target>.yaml), repeatable: for a --mirror of it that re-signs (aptly, reprepro); with it, a keyring missing on this machine is not needed', collect)
     .option('--pin <url=sha256:hex>', 'the sha256 of a release file (flannel manifest, cri-dockerd deb) by its upstream URL, for this build besides bundles/components.yaml, repeatable', collect)
     .action(async (version: string, flags: BuildFlags) => {
       const { build } = await import('../core/builder/build.js');
@@ -165,6 +169,7 @@ export function createProgram(): Command {
         lockFile: flags.lock,
         since: flags.since,
         trustKeys: flags.trustKey ?? [],
+        archiveKeys: flags.trustArchiveKey ?? [],
         pins: flags.pin ?? [],
         ha: Boolean(flags.ha),
         cacheDir: flags.cache ?? defaultCacheDir(),

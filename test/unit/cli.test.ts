@@ -29,7 +29,7 @@ function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
 }
 
 const HELP: Record<string, string[]> = {
-  build: ['--target', '--arch', '--runtime', '--output', '--key', '--unsigned', '--mirror', '--lock', '--dry-run', '--json'],
+  build: ['--target', '--arch', '--runtime', '--output', '--key', '--unsigned', '--mirror', '--trust-key', '--trust-archive-key', '--lock', '--dry-run', '--json'],
   verify: ['<file>', '--pubkey', '--allow-unsigned', '--json'],
   inspect: ['<file>', '--json'],
   keygen: ['--out', '--name', 'KUBE_BUNDLE_PASSPHRASE'],

@@ -56,3 +56,26 @@ test('debian-13: trixie\'s suites, checked with a keyring that holds the trixie 
     assert.match(listed, new RegExp(`^fpr:+${fingerprint}:`, 'm'), fingerprint);
   }
 });
+
+test('the Ubuntu targets: main and universe of the three pockets, amd64 from the archive and arm64 from ports, the archive key pinned', () => {
+  for (const [name, codename, minimalHost] of [['ubuntu-22.04', 'jammy', undefined], ['ubuntu-24.04', 'noble', ['usr-is-merged']]] as const) {
+    const t = loadTarget(name);
+    assert.equal(t.os, 'ubuntu', name);
+    assert.equal(t.codename, codename);
+    assert.deepEqual(
+      t.sources.map((s) => [s.url, s.arches, s.suites, s.components]),
+      [
+        ['http://archive.ubuntu.com/ubuntu', ['amd64'], [codename, `${codename}-updates`, `${codename}-security`], ['main', 'universe']],
+        ['http://ports.ubuntu.com/ubuntu-ports', ['arm64'], [codename, `${codename}-updates`, `${codename}-security`], ['main', 'universe']],
+      ],
+      name,
+    );
+    // read from the build machine (ubuntu-keyring), narrowed to the archive signing key
+    assert.equal(t.keyring, '/usr/share/keyrings/ubuntu-archive-keyring.gpg');
+    assert.deepEqual(t.keyFingerprints, ['F6ECB3762474EDA9D21B7022871920D1991BC93C']);
+    // cri-dockerd 0.3.16 publishes an Ubuntu jammy build only; noble takes it too
+    assert.equal(t.criDockerdAsset, 'ubuntu-jammy');
+    assert.deepEqual(t.minimalHost, minimalHost);
+    assert.deepEqual(t.packages.docker, ['docker.io']);
+  }
+});

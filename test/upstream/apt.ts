@@ -6,17 +6,16 @@
  * Like the real service, directory URLs are 403 and every .deb is a 302 to a second "CDN" server
  * (prod-cdn.packages.k8s.io, under `/repositories/isv:/kubernetes:`) that serves the bytes with Range support.
  *
- * The signing key is a test key, generated once and kept in `workDir`; the repository files are written fresh
+ * The signing key is a test key (test-key.ts), generated once and kept in `workDir`; the repository files are written fresh
  * into a private directory under `workDir` on each start, so concurrent instances never see each other's writes.
  */
-import { existsSync } from 'node:fs';
-import { copyFile, link, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { PrivateKey } from 'openpgp';
 import { writeFlatRepoFromDebs } from '../../src/core/apt/flatrepo.js';
-import { generateKeyPair, readSecretKey } from '../../src/core/pgp.js';
 import { buildStubDebs, k8sRepoDir, type K8sMinor } from './debs.js';
 import { type RequestRecord, type StaticServer, startStaticServer, stopServing } from './http.js';
+import { testSigningKey } from './test-key.js';
 
 export interface K8sApt {
   /** base URL, e.g. `http://127.0.0.1:41234`; a repo is at `${url}/core:/stable:/v1.32/deb/` */
@@ -47,7 +46,12 @@ const RELEASE_DATE = new Date('2025-03-12T00:00:00Z');
 
 export async function startK8sApt({ host, workDir, upgrades = false }: { host: string; workDir: string; upgrades?: boolean }): Promise<K8sApt> {
   await mkdir(workDir, { recursive: true });
-  const key = await signingKey(workDir);
+  const key = await testSigningKey(workDir, {
+    secretFile: 'pkgs.k8s.io-signing-key.asc',
+    publicKeyFile: 'pkgs.k8s.io-Release.key',
+    userId: 'isv:kubernetes OBS Project (kube-bundle test key)',
+    created: KEY_DATE,
+  });
   const root = await mkdtemp(path.join(workDir, 'pkgs.k8s.io-'));
   const servers: StaticServer[] = [];
   try {
@@ -95,43 +99,4 @@ async function writeRepos(root: string, signingKey: PrivateKey, publicKey: strin
     });
     await writeFile(path.join(repo, 'Release.key'), publicKey);
   }
-}
-
-interface SigningKey {
-  secretKey: PrivateKey;
-  publicKey: string;
-  publicKeyFile: string;
-}
-
-/**
- * The test key, made on first use. The secret key file is created with link(2), which fails when it exists, so
- * racing first starts agree on one key; the public key file is derived from it and the same for everyone.
- */
-async function signingKey(workDir: string): Promise<SigningKey> {
-  const secretFile = path.join(workDir, 'pkgs.k8s.io-signing-key.asc');
-  const publicKeyFile = path.join(workDir, 'pkgs.k8s.io-Release.key');
-  if (!existsSync(secretFile)) await createSecretKey(secretFile);
-  const secretKey = await readSecretKey(await readFile(secretFile, 'utf8'), secretFile);
-  const publicKey = secretKey.toPublic().armor();
-  await writeAtomically(publicKeyFile, publicKey);
-  return { secretKey, publicKey, publicKeyFile };
-}
-
-async function createSecretKey(secretFile: string): Promise<void> {
-  const pair = await generateKeyPair('isv:kubernetes OBS Project (kube-bundle test key)', undefined, KEY_DATE);
-  const temp = `${secretFile}.${process.pid}.tmp`;
-  await writeFile(temp, pair.secretKey, { mode: 0o600 });
-  try {
-    await link(temp, secretFile);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    await rm(temp, { force: true });
-  }
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const temp = `${file}.${process.pid}.tmp`;
-  await writeFile(temp, text);
-  await rename(temp, file);
 }

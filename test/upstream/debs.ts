@@ -30,7 +30,8 @@ export interface StubDebSpec {
   version: string;
   /** what `@VERSION@` becomes in the stub tree, e.g. `1.32.3` */
   upstreamVersion: string;
-  arch: 'amd64' | 'arm64';
+  /** `all` for an architecture-independent package */
+  arch: 'amd64' | 'arm64' | 'all';
   /** control fields after Package/Version/Architecture/Installed-Size, in upstream's order */
   fields: ReadonlyArray<readonly [string, string]>;
   /** where the placeholder goes when there is no stub tree */
@@ -171,23 +172,42 @@ export const ALL_STUB_SPECS: readonly StubDebSpec[] = [...k8sSpecs('v1.33'), ...
 
 /**
  * Every stub deb, built on first use and cached under `cacheRoot` (default `<test cache>/upstream-debs`, the
- * test cache being $KUBE_BUNDLE_TEST_CACHE or /var/cache/kube-bundle-test). Safe when several test processes race:
- * each builds into its own temp directory and the first rename wins.
+ * test cache being $KUBE_BUNDLE_TEST_CACHE or /var/cache/kube-bundle-test).
  */
-export async function buildStubDebs(cacheRoot = path.join(TEST_CACHE_DIR, 'upstream-debs')): Promise<StubDebSet> {
-  const key = await inputsHash(ALL_STUB_SPECS);
+export function buildStubDebs(cacheRoot = path.join(TEST_CACHE_DIR, 'upstream-debs')): Promise<StubDebSet> {
+  return buildDebSet(ALL_STUB_SPECS, cacheRoot);
+}
+
+/**
+ * The debs of `specs`, built on first use into `<cacheRoot>/<hash of the inputs>`. Safe when several test processes
+ * race: each builds into its own temp directory and the first rename wins. Two specs may share an outPath only when
+ * they are the same package (an archive's pockets or series listing one pool file).
+ */
+export async function buildDebSet(specs: readonly StubDebSpec[], cacheRoot: string): Promise<StubDebSet> {
+  const unique = uniqueByOutPath(specs);
+  const key = await inputsHash(unique);
   const dir = path.join(cacheRoot, key);
-  const debs = ALL_STUB_SPECS.map((spec) => ({ spec, path: path.join(dir, spec.outPath) }));
+  const debs = specs.map((spec) => ({ spec, path: path.join(dir, spec.outPath) }));
   if (existsSync(dir)) return { dir, debs };
   await mkdir(cacheRoot, { recursive: true });
   const work = await mkdtemp(path.join(cacheRoot, `.build-${key}-`));
   try {
-    await buildAll(ALL_STUB_SPECS, work);
+    await buildAll(unique, work);
     await publish(path.join(work, 'out'), dir);
   } finally {
     await rm(work, { recursive: true, force: true });
   }
   return { dir, debs };
+}
+
+function uniqueByOutPath(specs: readonly StubDebSpec[]): StubDebSpec[] {
+  const byPath = new Map<string, StubDebSpec>();
+  for (const spec of specs) {
+    const seen = byPath.get(spec.outPath);
+    if (seen && JSON.stringify(seen) !== JSON.stringify(spec)) throw new Error(`two different stub debs would be written to ${spec.outPath}: ${JSON.stringify(seen)} and ${JSON.stringify(spec)}`);
+    byPath.set(spec.outPath, spec);
+  }
+  return [...byPath.values()];
 }
 
 async function publish(built: string, dir: string): Promise<void> {

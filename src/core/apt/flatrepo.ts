@@ -102,17 +102,19 @@ export async function renderFlatRepo(
     { name: 'Packages.gz', bytes: packagesGz },
     { name: 'Release', bytes: Buffer.from(release, 'utf8') },
   ];
-  if (options.signingKey) {
-    const [signedRelease, releaseGpg] = await Promise.all([
-      signCleartext(release, options.signingKey, options.date),
-      signDetached(release, options.signingKey, options.date),
-    ]);
-    // openpgp.js emits the signed text with CRLF line ends. The signature covers the canonical (CRLF) form whichever
-    // ends are transmitted, so LF is just as valid, and it is what Debian archives serve and every apt parses.
-    files.push({ name: 'InRelease', bytes: Buffer.from(signedRelease.replace(/\r\n/g, '\n'), 'utf8') });
-    files.push({ name: 'Release.gpg', bytes: Buffer.from(releaseGpg, 'utf8') });
-  }
+  if (options.signingKey) files.push(...(await signRelease(release, options.signingKey, options.date)));
   return files;
+}
+
+/** InRelease and Release.gpg for the text of a Release file, signed at `date`. */
+export async function signRelease(release: string, signingKey: PrivateKey, date: Date): Promise<IndexFile[]> {
+  const [signedRelease, releaseGpg] = await Promise.all([signCleartext(release, signingKey, date), signDetached(release, signingKey, date)]);
+  // openpgp.js emits the signed text with CRLF line ends. The signature covers the canonical (CRLF) form whichever
+  // ends are transmitted, so LF is just as valid, and it is what Debian archives serve and every apt parses.
+  return [
+    { name: 'InRelease', bytes: Buffer.from(signedRelease.replace(/\r\n/g, '\n'), 'utf8') },
+    { name: 'Release.gpg', bytes: Buffer.from(releaseGpg, 'utf8') },
+  ];
 }
 
 /** The Packages file: one stanza per deb, sorted by package, architecture, version and file name. `source` names the repository in errors. */
@@ -201,7 +203,7 @@ function renderRelease(files: readonly IndexFile[], architectures: readonly stri
 }
 
 /** RFC 1123 in UTC, the form Debian archives use: `Tue, 11 Mar 2025 18:00:00 UTC`. */
-function releaseDate(date: Date): string {
+export function releaseDate(date: Date): string {
   if (Number.isNaN(date.getTime())) throw new UserError('the flat repository Release date is not a valid date');
   return date.toUTCString().replace(/GMT$/, 'UTC');
 }

@@ -58,6 +58,8 @@ export interface BuildOptions {
   since?: string;
   /** armored public keys trusted for the Kubernetes package repository besides the pinned one */
   trustKeys: string[];
+  /** armored public keys trusted for the target distribution's archive besides its keyring */
+  archiveKeys: string[];
   /** `<url>=sha256:<hex>`: release files pinned for this build besides bundles/components.yaml */
   pins: string[];
   ha: boolean;
@@ -112,7 +114,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const pins: PinSources = { components: loadComponents().releaseDigests, flags: parsePinFlags(options.pins), ...(lock && options.lockFile ? { lock: { file: options.lockFile, content: lock } } : {}) };
   const extraImages = [...options.images, ...(options.imagesFile ? readImagesFile(options.imagesFile) : [])];
   const signingKey = options.dryRun ? undefined : await loadSigningKey(options);
-  const trusted = await Promise.all(options.trustKeys.map(async (f) => readPublicKey(await readTextFile(f, 'trusted key'), f)));
+  const trusted = await readTrustedKeys(options.trustKeys, 'trusted key');
+  const archiveTrusted = await readTrustedKeys(options.archiveKeys, 'trusted archive key');
 
   const cache = new BlobCache(options.cacheDir);
   const fetcher = new Fetcher({
@@ -123,7 +126,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
 
   const client = new RegistryClient({ fetcher, endpoints: Object.fromEntries(mirrors.registries) });
   const baseBlobs = since ? baseBlobDigests(since.lock) : undefined;
-  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, client, trusted, extraImages, ha: options.ha, pins, dryRun: options.dryRun, progress, ...(baseBlobs ? { heldBlob: (digest: string) => baseBlobs.has(digest) } : {}) });
+  const plan = await resolvePlan({ version, target, arches, runtimes, mirrors, fetcher, client, trusted, archiveTrusted, extraImages, ha: options.ha, pins, dryRun: options.dryRun, progress, ...(baseBlobs ? { heldBlob: (digest: string) => baseBlobs.has(digest) } : {}) });
   // the lock lists everything resolved, a differential build's too: the next --since compares against it
   const resolvedLock = lockOf(plan);
   if (lock && options.lockFile) assertMatchesLock(options.lockFile, lock, resolvedLock);
@@ -286,6 +289,11 @@ async function loadSigningKey(options: BuildOptions): Promise<openpgp.PrivateKey
     throw new UserError('no signing key: pass --key <file> (make one with `bundle keygen`), or --unsigned to build an unsigned bundle', 'install refuses an unsigned bundle unless told --allow-unsigned');
   }
   return readSecretKey(await readTextFile(options.keyFile, 'signing key'), options.keyFile, options.passphrase);
+}
+
+/** The armored public keys of `files`, each error naming its file. */
+function readTrustedKeys(files: string[], what: string): Promise<openpgp.PublicKey[]> {
+  return Promise.all(files.map(async (f) => readPublicKey(await readTextFile(f, what), f)));
 }
 
 async function readTextFile(file: string, what: string): Promise<string> {

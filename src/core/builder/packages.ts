@@ -46,7 +46,7 @@ export async function verifyRepositories(ctx: ResolveContext, components: Compon
   const now = new Date();
   // the keys are read while the InRelease files download: each is checked once both are there
   const k8sKeys = kubernetesRepoKeys(fetcher, mirrors, k8sRepo.releaseDir, components.kubernetes.signingKeys, ctx.trusted);
-  const distroKeys = distributionKeys(target);
+  const distroKeys = distributionKeys(target, ctx.archiveTrusted);
   const verified = await Promise.all(
     arches.map(async (arch) => {
       const repos = [
@@ -165,15 +165,38 @@ function noRepositoryFor(version: KubeVersion, err: unknown): unknown {
   return err;
 }
 
-async function distributionKeys(target: TargetDef): Promise<openpgp.PublicKey[]> {
+/**
+ * The keys trusted for the target distribution's archive: those of its keyring (only the ones listed in
+ * `keyFingerprints` when the target names any), plus `extra` (--trust-archive-key). With extra keys, a keyring that
+ * is missing or holds none of the listed keys is no error: the extra keys alone are trusted (a mirror that re-signs
+ * is read on a machine that need not have the distribution's keyring).
+ */
+export async function distributionKeys(target: TargetDef, extra: readonly openpgp.PublicKey[] = []): Promise<openpgp.PublicKey[]> {
+  try {
+    return [...(await keyringKeys(target)), ...extra];
+  } catch (err) {
+    if (extra.length > 0 && err instanceof UserError) return [...extra];
+    throw err;
+  }
+}
+
+async function keyringKeys(target: TargetDef): Promise<openpgp.PublicKey[]> {
   let bytes: Buffer;
   try {
     bytes = readFileSync(target.keyring);
   } catch {
-    throw new UserError(`the archive keyring for ${target.name} is missing: ${target.keyring}`, target.os === 'ubuntu' ? 'install the ubuntu-keyring package on the build machine' : undefined);
+    throw new UserError(
+      `the archive keyring for ${target.name} is missing: ${target.keyring}`,
+      `${target.os === 'ubuntu' ? 'install the ubuntu-keyring package on the build machine, or ' : ''}for a mirror that re-signs, pass its key with --trust-archive-key <file>`,
+    );
   }
   const { readKeys } = await import('openpgp');
-  const keys = (await readKeys({ binaryKeys: bytes })).map((k) => k.toPublic());
+  let keys: openpgp.PublicKey[];
+  try {
+    keys = (await readKeys({ binaryKeys: bytes })).map((k) => k.toPublic());
+  } catch (err) {
+    throw new UserError(`${target.keyring} is not a binary OpenPGP keyring: ${(err as Error).message}`);
+  }
   if (!target.keyFingerprints) return keys;
   const wanted = target.keyFingerprints.map((f) => f.replace(/\s+/g, '').toUpperCase());
   const chosen = keys.filter((k) => wanted.includes(fingerprintOf(k)));

@@ -44,7 +44,10 @@ export interface ResolveContext {
   mirrors: Mirrors;
   fetcher: Fetcher;
   client: RegistryClient;
+  /** keys trusted for pkgs.k8s.io besides the pinned one (--trust-key) */
   trusted: openpgp.PublicKey[];
+  /** keys trusted for the target distribution's archive besides its keyring (--trust-archive-key) */
+  archiveTrusted: openpgp.PublicKey[];
   extraImages: string[];
   ha: boolean;
   pins: PinSources;

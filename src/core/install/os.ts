@@ -42,9 +42,12 @@ class DebianOS implements HostOS {
 }
 
 class UbuntuOS extends DebianOS {
-  /** ufw, when enabled, drops the API server's and kubelet's ports; the sites we replace turn it off. */
+  /**
+   * ufw, when enabled, drops the API server's and kubelet's ports; the sites we replace turn it off. Its status is
+   * read in the C locale: ufw translates "Status: active", and a host's locale comes from /etc/default/locale.
+   */
   override preparePorts(): string {
-    return 'if command -v ufw >/dev/null && ufw status | grep -q "Status: active"; then ufw disable; fi';
+    return 'if command -v ufw >/dev/null && LC_ALL=C ufw status | grep -q "^Status: active"; then ufw disable; fi';
   }
 }
 
