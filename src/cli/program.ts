@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
-import { createLiveLine, createProgress } from '../util/progress.js';
+import { createLiveLine, createProgress, type LiveLine } from '../util/progress.js';
+import type { InstallSummary } from '../core/install/summary.js';
 import { CONCURRENCY_HELP, DEFAULT_CONCURRENCY } from '../core/install/limits.js';
 
 // Each command loads its core when it runs: `bundle --help` or `bundle verify` need not load the builder,
@@ -90,6 +91,44 @@ function withSshOptions(command: Command): Command {
     .option('-i, --identity <file>', 'SSH private key (ssh-agent is used too)')
     .option('--user <name>', 'SSH user (sudo is used when not root)', 'root')
     .option('--known-hosts <file>', 'known_hosts file', '~/.ssh/known_hosts');
+}
+
+/**
+ * install and upgrade alike: Ctrl-C stops cleanly (running steps finish or give up, the rest is not run), the
+ * progress goes to stderr (nothing with --json), the summary to stdout, and a run that did not succeed exits 2.
+ */
+async function siteCommand(
+  verb: 'install' | 'upgrade',
+  json: boolean | undefined,
+  run: (signal: AbortSignal, log: (line: string) => void, live: LiveLine | undefined) => Promise<InstallSummary>,
+): Promise<void> {
+  const interrupt = new AbortController();
+  const onSignal = () => interrupt.abort();
+  process.once('SIGINT', onSignal);
+  try {
+    const { formatSummary } = await import('../core/install/summary.js');
+    // with many hosts, a phase's count is redrawn on one line of a terminal
+    const summary = await run(interrupt.signal, json ? () => {} : (line) => process.stderr.write(line + '\n'), json ? undefined : await createLiveLine(process.stderr));
+    process.stdout.write(json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary, verb === 'install' ? { name: 'Install', done: 'installed' } : { name: 'Upgrade', done: 'upgraded' }));
+    if (!summary.ok) throw new UserError(summary.cancelled ? `${verb} interrupted` : `${verb} failed (see above)`, 'run the same command again to resume');
+  } finally {
+    process.off('SIGINT', onSignal);
+  }
+}
+
+/** The flags install and upgrade share, as options. */
+function siteFlags(flags: InstallFlags | UpgradeFlags) {
+  return {
+    hostsFile: flags.hosts,
+    pubkey: flags.pubkey,
+    allowUnsigned: Boolean(flags.allowUnsigned),
+    identity: flags.identity,
+    user: flags.user,
+    knownHosts: flags.knownHosts,
+    acceptNewHostKeys: Boolean(flags.acceptNewHostKeys),
+    concurrency: positiveInt(flags.concurrency, '--concurrency'),
+    dryRun: Boolean(flags.dryRun),
+  };
 }
 
 function positiveInt(text: string, flag: string): number {
@@ -245,41 +284,24 @@ export function createProgram(): Command {
         '  10.0.0.5   lb             (optional, with --vip: holds the virtual address; else the control planes do)\n\n' +
         'Safe to re-run: it resumes after a failure, changes nothing after a success, and joins hosts added to the file.',
     )
-    .action(async (flags: InstallFlags) => {
-      const interrupt = new AbortController();
-      const onSignal = () => interrupt.abort();
-      process.once('SIGINT', onSignal);
-      try {
+    .action((flags: InstallFlags) =>
+      siteCommand('install', flags.json, async (signal, log, live) => {
         const { install } = await import('../core/install/install.js');
-        const { formatSummary } = await import('../core/install/summary.js');
-        const summary = await install({
-          hostsFile: flags.hosts,
+        return install({
+          ...siteFlags(flags),
           bundle: flags.bundle,
-          pubkey: flags.pubkey,
-          allowUnsigned: Boolean(flags.allowUnsigned),
-          identity: flags.identity,
-          user: flags.user,
-          knownHosts: flags.knownHosts,
-          acceptNewHostKeys: Boolean(flags.acceptNewHostKeys),
           runtime: flags.runtime,
           podCidr: flags.podCidr,
           serviceCidr: flags.serviceCidr,
           controlPlaneEndpoint: flags.controlPlaneEndpoint,
           vip: flags.vip,
           registryPort: positiveInt(flags.registryPort, '--registry-port'),
-          concurrency: positiveInt(flags.concurrency, '--concurrency'),
-          dryRun: Boolean(flags.dryRun),
-          signal: interrupt.signal,
-          log: flags.json ? () => {} : (line) => process.stderr.write(line + '\n'),
-          // with many hosts, a phase's count is redrawn on one line of a terminal
-          live: flags.json ? undefined : await createLiveLine(process.stderr),
+          signal,
+          log,
+          live,
         });
-        process.stdout.write(flags.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary));
-        if (!summary.ok) throw new UserError(summary.cancelled ? 'install interrupted' : 'install failed (see above)', 'run the same command again to resume');
-      } finally {
-        process.off('SIGINT', onSignal);
-      }
-    });
+      }),
+    );
 
   withSshOptions(program
     .command('upgrade')
@@ -302,35 +324,19 @@ export function createProgram(): Command {
         '(control planes first, workers --max-unavailable at a time): drain, packages, kubelet restarted, Ready, uncordon.\n' +
         'A node that fails stops the rollout. Safe to re-run: it resumes where it stopped; after success it does nothing.',
     )
-    .action(async (flags: UpgradeFlags) => {
-      const interrupt = new AbortController();
-      const onSignal = () => interrupt.abort();
-      process.once('SIGINT', onSignal);
-      try {
+    .action((flags: UpgradeFlags) =>
+      siteCommand('upgrade', flags.json, async (signal, log, live) => {
         const { upgrade } = await import('../core/upgrade/upgrade.js');
-        const { formatSummary } = await import('../core/install/summary.js');
-        const summary = await upgrade({
-          hostsFile: flags.hosts,
+        return upgrade({
+          ...siteFlags(flags),
           bundle: flags.bundle,
-          pubkey: flags.pubkey,
-          allowUnsigned: Boolean(flags.allowUnsigned),
-          identity: flags.identity,
-          user: flags.user,
-          knownHosts: flags.knownHosts,
-          acceptNewHostKeys: Boolean(flags.acceptNewHostKeys),
           maxUnavailable: positiveInt(flags.maxUnavailable, '--max-unavailable'),
-          concurrency: positiveInt(flags.concurrency, '--concurrency'),
-          dryRun: Boolean(flags.dryRun),
-          signal: interrupt.signal,
-          log: flags.json ? () => {} : (line) => process.stderr.write(line + '\n'),
-          live: flags.json ? undefined : await createLiveLine(process.stderr),
+          signal,
+          log,
+          live,
         });
-        process.stdout.write(flags.json ? JSON.stringify(summary, null, 2) + '\n' : formatSummary(summary, { name: 'Upgrade', done: 'upgraded' }));
-        if (!summary.ok) throw new UserError(summary.cancelled ? 'upgrade interrupted' : 'upgrade failed (see above)', 'run the same command again to resume');
-      } finally {
-        process.off('SIGINT', onSignal);
-      }
-    });
+      }),
+    );
 
   withSshOptions(program
     .command('reset')

@@ -26,6 +26,8 @@ import { checkNetworkFlags, formatEndpoint, nodeAddressProblems, parseEndpoint, 
 import { osFor } from './os.js';
 import { runPhases } from './phase-runner.js';
 import { installPhases } from './phases/index.js';
+import type { InstallPhase } from './phases/steps.js';
+import type { PhaseReporter } from './phase-report.js';
 import { checkClusterSettings } from './settings.js';
 import { installReporter, summarize, type InstallSummary } from './summary.js';
 
@@ -80,20 +82,25 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
     if (problems.length) {
       throw new UserError(`preflight found ${problems.length} problem(s); nothing was changed:\n  ${problems.join('\n  ')}`);
     }
-    const result = await runPhases(installPhases(), nodes, {
-      ctx,
-      concurrency: options.concurrency,
-      dryRun: options.dryRun,
-      ...(options.signal ? { signal: options.signal } : {}),
-      onEvent: reporter.onEvent,
-    });
-    return summarize(ctx, result, started, reporter);
+    return await runSitePhases(installPhases(), ctx, reporter, started);
   } finally {
     reporter.close();
     await Promise.allSettled(nodes.map((n) => n.conn.close()));
   }
 }
 
+/** Run the phases over the context's hosts, as the options say (concurrency, dry run, Ctrl-C), into the summary. */
+export async function runSitePhases(phases: InstallPhase[], ctx: InstallContext, reporter: PhaseReporter<InstallHost>, started: number): Promise<InstallSummary> {
+  const { options } = ctx;
+  const result = await runPhases(phases, ctx.hosts, {
+    ctx,
+    concurrency: options.concurrency,
+    dryRun: options.dryRun,
+    ...(options.signal ? { signal: options.signal } : {}),
+    onEvent: reporter.onEvent,
+  });
+  return summarize(ctx, result, started, reporter);
+}
 
 /** What verify gives the phases of a bundle about to go to the hosts. */
 export type VerifiedBundle = Pick<InstallContext, 'bundleFile' | 'bundleSha256' | 'sumsSha256' | 'tree' | 'manifest' | 'flannelManifest' | 'signerKey'>;

@@ -11,14 +11,13 @@ import { loadComponents, loadTarget } from '../definitions.js';
 import { parseKubeVersion } from '../kube-version.js';
 import { Secrets } from '../ssh/command.js';
 import type { InstallContext, InstallHost, InstallOptions } from '../install/context.js';
-import { CLUSTER_SETTINGS } from '../install/host-paths.js';
+import { CLUSTER_SETTINGS, REGISTRY_STORAGE, REMOTE_ROOT } from '../install/host-paths.js';
 import { readHostsFile } from '../install/hosts.js';
-import { buildContext, connectAndExamine, verifyForHosts } from '../install/install.js';
+import { buildContext, connectAndExamine, runSitePhases, verifyForHosts } from '../install/install.js';
 import { osFor } from '../install/os.js';
-import { runPhases } from '../install/phase-runner.js';
 import { isNode } from '../install/phases/steps.js';
 import type { ClusterSettings } from '../install/settings.js';
-import { installReporter, summarize, type InstallSummary } from '../install/summary.js';
+import { installReporter, type InstallSummary } from '../install/summary.js';
 import { parseEndpoint } from '../install/validate.js';
 import { upgradePhases } from './phases.js';
 import { upgradeProblems, versionIn, type ClusterVersions } from './skew.js';
@@ -78,23 +77,40 @@ export async function upgrade(given: UpgradeOptions): Promise<InstallSummary> {
       if (!manifest.arches.includes(n.facts.arch)) problems.push(`${n.label}: is ${n.facts.arch}; the bundle carries ${manifest.arches.join(', ')}`);
       if (!n.facts.journal.includes('installed')) problems.push(`${n.label}: kube-bundle's install has not finished there (${given.hostsFile}:${n.spec.line}): run \`bundle install\` first`);
     }
+    if (manifest.base) problems.push(...(await baseProblems(ctx, manifest.base.kubernetesVersion)));
     const versions = await clusterVersions(ctx);
     problems.push(...upgradeProblems(versions, target.tag));
     if (problems.length) throw new UserError(`upgrade to ${target.tag} checked ${nodes.length} host(s) and found ${problems.length} problem(s); nothing was changed:\n  ${problems.join('\n  ')}`);
     log(`  The cluster runs ${versions.apiServer} (kubelets: ${[...new Set(versions.nodes.map((n) => n.kubelet))].join(', ')}); upgrading to ${target.tag}`);
 
-    const result = await runPhases(upgradePhases(), nodes, {
-      ctx,
-      concurrency: options.concurrency,
-      dryRun: options.dryRun,
-      ...(options.signal ? { signal: options.signal } : {}),
-      onEvent: reporter.onEvent,
-    });
-    return summarize(ctx, result, started, reporter);
+    return await runSitePhases(upgradePhases(), ctx, reporter, started);
   } finally {
     reporter.close();
     await Promise.allSettled(nodes.map((n) => n.conn.close()));
   }
+}
+
+/**
+ * A differential bundle carries only what its base lacks: every host must hold a bundle of the base's version (its
+ * repository is where the new packages' other dependencies are), and the registry every image the bundle marks as
+ * the base's. Each missing piece is named.
+ */
+async function baseProblems(ctx: InstallContext, base: string): Promise<string[]> {
+  const problems: string[] = [];
+  await Promise.all(
+    ctx.hosts.map(async (h) => {
+      const r = await h.conn.exec(`grep -lx 'kubernetesVersion: ${base}' ${REMOTE_ROOT}/*/bundle.yaml 2>/dev/null | head -n 1`);
+      if (!r.stdout.trim()) problems.push(`${h.label}: holds no ${base} bundle, which this differential bundle was made against: upgrade with the full ${base} bundle (or a full bundle of ${ctx.manifest.kubernetesVersion}) first`);
+    }),
+  );
+  const store = `${REGISTRY_STORAGE}/docker/registry/v2/blobs/sha256`;
+  const wanted = ctx.manifest.components.images.filter((i) => i.fromBase).map((i) => i.digest.replace(/^sha256:/, ''));
+  const missing = wanted.length ? (await ctx.registryHost.conn.exec(wanted.map((hex) => `[ -f ${store}/${hex.slice(0, 2)}/${hex}/data ] || echo sha256:${hex}`).join('\n'))).stdout.trim() : '';
+  for (const digest of missing ? missing.split('\n') : []) {
+    const image = ctx.manifest.components.images.find((i) => i.digest === digest);
+    problems.push(`${ctx.registryHost.label}: the registry lacks ${image?.ref ?? digest} (${digest}), which this differential bundle leaves to its base ${base}`);
+  }
+  return problems;
 }
 
 async function readSettings(cp: InstallHost): Promise<ClusterSettings> {

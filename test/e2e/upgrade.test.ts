@@ -1,0 +1,115 @@
+/**
+ * Day 2 in the lab, upstream stopped during every install and upgrade: 1 control plane + 2 workers installed at
+ * v1.32.3, upgraded to v1.32.4 with a full bundle, then to v1.33.1 with a differential bundle made --since the
+ * v1.32.4 lock. After each, the API server and every kubelet report the new version, the new control-plane images
+ * come through the seeded registry and the old ones still do; a re-run has nothing to do. Refused before any host
+ * changes: the differential bundle on a cluster that lacks its base, a downgrade.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { buildTestBundles, type TestBundle } from '../helpers/bundle.js';
+import { labCli } from '../helpers/lab-cli.js';
+import { useLab, type Lab } from '../lab/lab.js';
+
+const KUBECTL = 'kubectl --kubeconfig /etc/kubernetes/admin.conf';
+
+describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differential bundle)', () => {
+  const lab = useLab(3, { lockWaitMs: 600_000 });
+  let dir: string;
+  let v1323: TestBundle;
+  let v1324: TestBundle;
+  let v1331: TestBundle;
+  let hosts: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kb-upgrade-'));
+    [v1323, v1324, v1331] = await buildTestBundles(dir, [
+      { version: 'v1.32.3', extra: ['--runtime', 'containerd'] },
+      { version: 'v1.32.4', extra: ['--runtime', 'containerd'] },
+      { version: 'v1.33.1', extra: ['--runtime', 'containerd'], sinceIndex: 1 },
+    ]) as [TestBundle, TestBundle, TestBundle];
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const run = (l: Lab, verb: string, b: TestBundle, extra: string[] = []) =>
+    labCli(l, [verb, '--hosts', hosts, '--bundle', b.file, '--pubkey', b.pubkey, ...extra]);
+
+  async function assertVersion(l: Lab, version: string): Promise<void> {
+    const server = JSON.parse((await l.ssh(1, `${KUBECTL} version -o json`)).stdout) as { serverVersion: { gitVersion: string } };
+    assert.equal(server.serverVersion.gitVersion, version, 'the API server');
+    const nodes = JSON.parse((await l.ssh(1, `${KUBECTL} get nodes -o json`)).stdout) as { items: { metadata: { name: string }; spec?: { unschedulable?: boolean }; status: { nodeInfo: { kubeletVersion: string } } }[] };
+    assert.equal(nodes.items.length, 3);
+    for (const n of nodes.items) {
+      assert.equal(n.status.nodeInfo.kubeletVersion, version, `${n.metadata.name}'s kubelet`);
+      assert.ok(!n.spec?.unschedulable, `${n.metadata.name} is uncordoned`);
+    }
+    for (const i of [1, 2, 3]) assert.match((await l.ssh(i, 'kubelet --version')).stdout, new RegExp(`Kubernetes ${version.replaceAll('.', '\\.')}`));
+  }
+
+  /** a worker pulls by the upstream name, through containerd's certs.d, from the seeded registry */
+  async function pulls(l: Lab, refs: string[]): Promise<void> {
+    for (const ref of refs) await l.ssh(3, `ctr -n k8s.io images rm ${ref} >/dev/null 2>&1; ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d ${ref} >/dev/null`);
+  }
+
+  test('install v1.32.3; the differential v1.33.1 bundle is refused on it, naming the base it lacks; nothing changes', async () => {
+    const l = lab();
+    hosts = join(dir, 'hosts.txt');
+    writeFileSync(hosts, `${l.hosts[0]!.ip} control-plane\n${l.hosts[1]!.ip} worker\n${l.hosts[2]!.ip} worker\n`);
+    const installed = await run(l, 'install', v1323);
+    assert.equal(installed.code, 0, installed.stdout + installed.stderr);
+    await assertVersion(l, 'v1.32.3');
+
+    const journal = (await l.ssh(1, 'cat /var/lib/kube-bundle/journal')).stdout;
+    const refused = await run(l, 'upgrade', v1331);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(refused.stderr, /holds no v1\.32\.4 bundle, which this differential bundle was made against/);
+    assert.match(refused.stderr, /nothing was changed/);
+    assert.equal((await l.ssh(1, 'cat /var/lib/kube-bundle/journal')).stdout, journal, 'no host changed');
+  });
+
+  test('v1.32.3 → v1.32.4 with a full bundle: every node upgraded in kubeadm\'s order, old and new images served; a re-run does nothing; a downgrade is refused', async () => {
+    const l = lab();
+    const r = await run(l, 'upgrade', v1324);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Cluster upgraded\./);
+    assert.match(r.stderr, /The cluster runs v1\.32\.3 \(kubelets: v1\.32\.3\); upgrading to v1\.32\.4/);
+    await assertVersion(l, 'v1.32.4');
+    // kubeadm's order, as the stubs logged it: apply on the control plane, then drain → upgrade node → uncordon per worker
+    const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout;
+    const at = (re: RegExp) => log.search(re);
+    assert.ok(at(/kubeadm upgrade apply v1\.32\.4/) >= 0, 'upgrade apply ran');
+    assert.ok(at(/kubeadm upgrade plan v1\.32\.4/) < at(/kubeadm upgrade apply v1\.32\.4/), 'plan before apply');
+    for (const w of ['h2', 'h3']) {
+      assert.ok(at(new RegExp(`kubectl .*drain ${w} --ignore-daemonsets --delete-emptydir-data`)) > at(/kubeadm upgrade apply/), `${w} drained after apply`);
+      assert.ok(at(new RegExp(`kubectl .*uncordon ${w}`)) > at(new RegExp(`kubectl .*drain ${w} `)), `${w} uncordoned after its drain`);
+    }
+    await pulls(l, ['registry.k8s.io/kube-proxy:v1.32.4', 'registry.k8s.io/kube-apiserver:v1.32.4', 'registry.k8s.io/kube-proxy:v1.32.3', 'registry.k8s.io/pause:3.10']);
+    // the old packages stay on the hosts, for a rollback
+    assert.match((await l.ssh(2, 'ls /var/lib/kube-bundle/*/packages/')).stdout, /kubelet_1\.32\.3-1\.1_amd64\.deb[\s\S]*kubelet_1\.32\.4-1\.1_amd64\.deb|kubelet_1\.32\.4-1\.1_amd64\.deb[\s\S]*kubelet_1\.32\.3-1\.1_amd64\.deb/);
+
+    const again = await run(l, 'upgrade', v1324);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /Nothing to do: every host is already as upgraded\./);
+
+    const down = await run(l, 'upgrade', v1323);
+    assert.equal(down.code, 2);
+    assert.match(down.stderr, /the control plane runs v1\.32\.4, newer than the bundle's v1\.32\.3: kube-bundle does not downgrade/);
+  });
+
+  test('v1.32.4 → v1.33.1 with a differential bundle far smaller than a full one', async () => {
+    const l = lab();
+    assert.ok(statSync(v1331.file).size * 10 < statSync(v1324.file).size, `differential ${statSync(v1331.file).size} B vs full ${statSync(v1324.file).size} B`);
+    const r = await run(l, 'upgrade', v1331);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    await assertVersion(l, 'v1.33.1');
+    await pulls(l, ['registry.k8s.io/kube-proxy:v1.33.1', 'registry.k8s.io/coredns/coredns:v1.12.0', 'registry.k8s.io/kube-proxy:v1.32.4']);
+    const again = await run(l, 'upgrade', v1331);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /Nothing to do/);
+  });
+});
