@@ -122,6 +122,23 @@ random_token() { printf '%s.%s\n' "$(random_token_chars 6)" "$(random_token_char
 
 sha256_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
+# version_compare A B: prints -1, 0 or 1 as vMAJOR.MINOR.PATCH A is older than, equal to or newer than B.
+version_compare() {
+  local a=${1#v} b=${2#v} i
+  local -a x y
+  IFS=. read -r -a x <<<"$a"
+  IFS=. read -r -a y <<<"$b"
+  for i in 0 1 2; do
+    if ((10#${x[i]:-0} != 10#${y[i]:-0})); then
+      if ((10#${x[i]:-0} > 10#${y[i]:-0})); then echo 1; else echo -1; fi
+      return
+    fi
+  done
+  echo 0
+}
+
+version_newer() { [[ $(version_compare "$1" "$2") == 1 ]]; }
+
 # --- flattened YAML (see yaml-flatten.awk): DOC<TAB>PATH<TAB>VALUE lines, queried from $FLAT -----------------
 
 # Flattens FILE into FLAT; fails naming the file and line on YAML it cannot read.
