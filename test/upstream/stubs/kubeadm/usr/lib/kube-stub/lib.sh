@@ -53,6 +53,12 @@ stub_log() {
   } 9>>"$LOG_FILE"
 }
 
+# stub_note MESSAGE: a line "<time> kubeadm # MESSAGE" in the invocation log (what a command changed, for tests).
+stub_note() {
+  [[ $STUB_LIB -ef $ROOT/usr/lib/kube-stub ]] || return 0
+  { flock 9; printf '%s kubeadm # %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$*" >&9; } 9>>"$LOG_FILE" 2>/dev/null || true
+}
+
 # kubeadm's way of failing: the error, its hint about --v=5, exit 1.
 kubeadm_fail() {
   printf '%s\nTo see the stack trace of this error execute with --v=5 or higher\n' "$*" >&2

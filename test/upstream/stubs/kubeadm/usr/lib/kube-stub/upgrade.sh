@@ -206,7 +206,7 @@ upgrade_kubelet_config() {
     mv "$ROOT$KUBELET_DIR/config.yaml" "$ROOT$backup/config.yaml"
   fi
   write_kubelet_config "${CLUSTER_CGROUP_DRIVER:-systemd}" "$CLUSTER_DNS"
-  stub_log kubeadm "" "" "# upgrade: wrote $KUBELET_DIR/config.yaml for $CFG_VERSION (old one in $backup)"
+  stub_note "upgrade: wrote $KUBELET_DIR/config.yaml for $CFG_VERSION (old one in $backup)"
   echo "[upgrade/kubelet-config] The kubelet configuration for this node was successfully upgraded!"
 }
 
@@ -246,8 +246,8 @@ upgrade_plan() {
   new_tags=$(image_tags "$target")
   read -r old_dns old_etcd _r <<<"$old_tags"
   read -r new_dns new_etcd _r <<<"$new_tags"
+  echo "Components that must be upgraded manually after you have upgraded the control plane with 'kubeadm upgrade apply':"
   {
-    echo "Components that must be upgraded manually after you have upgraded the control plane with 'kubeadm upgrade apply':"
     printf 'COMPONENT\tNODE\tCURRENT\tTARGET\n'
     while IFS=$'\t' read -r name status role _r version _r _r _r _r _r cp_version; do
       printf 'kubelet\t%s\t%s\t%s\n' "$name" "$version" "$target"
@@ -260,14 +260,14 @@ upgrade_plan() {
     printf 'COMPONENT\tNODE\tCURRENT\tTARGET\n'
     for component in kube-apiserver kube-controller-manager kube-scheduler; do
       while IFS=$'\t' read -r name status role _r version _r _r _r _r _r cp_version; do
-        [[ $role == control-plane ]] && printf '%s\t%s\t%s\t%s\n' "$component" "$name" "$cp_version" "$target"
+        if [[ $role == control-plane ]]; then printf '%s\t%s\t%s\t%s\n' "$component" "$name" "$cp_version" "$target"; fi
       done <<<"$rows"
     done
     printf 'kube-proxy\t\t%s\t%s\n' "${CLUSTER_VERSION#v}" "$target"
     printf 'CoreDNS\t\t%s\t%s\n' "${CFG_DNS_TAG:-$old_dns}" "${CFG_DNS_TAG:-$new_dns}"
     if [[ -z $CFG_ETCD_EXTERNAL ]]; then
       while IFS=$'\t' read -r name status role _r version _r _r _r _r _r cp_version; do
-        [[ $role == control-plane ]] && printf 'etcd\t%s\t%s\t%s\n' "$name" "${CFG_ETCD_TAG:-$old_etcd}" "${CFG_ETCD_TAG:-$new_etcd}"
+        if [[ $role == control-plane ]]; then printf 'etcd\t%s\t%s\t%s\n' "$name" "${CFG_ETCD_TAG:-$old_etcd}" "${CFG_ETCD_TAG:-$new_etcd}"; fi
       done <<<"$rows"
     fi
   } | plan_table
