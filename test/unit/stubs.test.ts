@@ -975,3 +975,211 @@ f: it's
     ].join('\n'));
   });
 });
+
+/** A newer (or older) deb of PKG installed over the host's root, as apt would upgrade it. */
+function installPackage(host: Host, pkg: 'kubeadm' | 'kubelet' | 'kubectl', version: string): Promise<void> {
+  return installTree(path.join(STUBS, pkg), host.root, version);
+}
+
+describe('stub cluster: what `bundle upgrade` relies on (kubectl version/drain/uncordon, kubelet, kubeadm upgrade)', () => {
+  let cp1: Host;
+  let cp2: Host;
+  let w1: Host;
+  const endpoint = '127.0.0.51:6443';
+  const kubelets: Array<{ stop: () => Promise<void> }> = [];
+  const admin = (): string[] => ['--kubeconfig', cp1.file('etc/kubernetes/admin.conf')];
+  const node = async (name: string) => JSON.parse((await cp1.ok('kubectl', [...admin(), 'get', 'node', name, '-o', 'json'])).stdout) as {
+    kind: string;
+    spec: { unschedulable?: boolean };
+    status: { conditions: Array<{ type: string; status: string }>; nodeInfo: { kubeletVersion: string } };
+  };
+  const ready = async (name: string): Promise<boolean> => (await node(name)).status.conditions.find((c) => c.type === 'Ready')?.status === 'True';
+  const serverVersion = async (): Promise<string> =>
+    (JSON.parse((await cp1.ok('kubectl', [...admin(), 'version', '-o', 'json'])).stdout) as { serverVersion: { gitVersion: string } }).serverVersion.gitVersion;
+  /** the kubelet as 10-kubeadm.conf starts it */
+  const startKubelet = (host: Host) => {
+    const k = startDaemon(host, 'kubelet', ['--kubeconfig=/etc/kubernetes/kubelet.conf', '--config=/var/lib/kubelet/config.yaml']);
+    kubelets.push(k);
+    return k;
+  };
+  const kubeletLog = async (host: Host): Promise<string> => (await host.read('var/log/kube-stub.log')).split('\n').filter((l) => / kubelet # /.test(l)).join('\n');
+
+  before(async () => {
+    cp1 = await Host.create('cp1', '127.0.0.51');
+    cp2 = await Host.create('cp2', '127.0.0.52');
+    w1 = await Host.create('w1', '127.0.0.53');
+    const file = await cp1.writeConfig('init.yaml', initConfig({ advertise: cp1.ip, controlPlaneEndpoint: endpoint }));
+    await cp1.ok('kubeadm', ['init', '--config', file, '--upload-certs']);
+    await cp1.serveApi();
+    const hash = caCertHash(await cp1.read('etc/kubernetes/pki/ca.crt'));
+    await w1.ok('kubeadm', ['join', '--config', await w1.writeConfig('join.yaml', joinConfig({ endpoint, hash, name: 'w1', ip: w1.ip }))]);
+    await cp2.ok('kubeadm', ['join', '--config', await cp2.writeConfig('join.yaml', joinConfig({ endpoint, hash, name: 'cp2', ip: cp2.ip, certificateKey: CERT_KEY }))]);
+    await cp1.ok('kubectl', [...admin(), 'apply', '-f', await cp1.writeConfig('kube-flannel.yml', await flannelManifest())]);
+    for (const h of [cp1, cp2, w1]) await rm(h.file('fake/calls'), { force: true });
+  });
+  after(async () => {
+    for (const k of kubelets) await k.stop();
+    for (const h of [cp1, cp2, w1]) await h.close();
+  });
+
+  it('kubelet --version and kubectl version -o json say the installed and the API server\'s versions; the text form stays', async () => {
+    assert.equal((await w1.ok('kubelet', ['--version'])).stdout, 'Kubernetes v1.32.3\n');
+    const json = JSON.parse((await cp1.ok('kubectl', [...admin(), 'version', '-o', 'json'])).stdout) as Record<string, { gitVersion: string; minor: string }>;
+    assert.equal(json.clientVersion?.gitVersion, 'v1.32.3');
+    assert.equal(json.serverVersion?.gitVersion, 'v1.32.3');
+    assert.equal(json.serverVersion?.minor, '32');
+    assert.equal((await cp1.ok('kubectl', [...admin(), 'version'])).stdout, 'Client Version: v1.32.3\nServer Version: v1.32.3\n');
+    const client = JSON.parse((await w1.ok('kubectl', ['version', '--client', '-o', 'json'])).stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(client), ['clientVersion', 'kustomizeVersion']);
+  });
+
+  it('get node NAME -o json is the Node object: Ready condition, kubeletVersion, no spec.unschedulable', async () => {
+    const w = await node('w1');
+    assert.equal(w.kind, 'Node');
+    assert.equal(w.status.nodeInfo.kubeletVersion, 'v1.32.3');
+    assert.equal(await ready('w1'), true);
+    assert.equal(w.spec.unschedulable, undefined);
+    const missing = await cp1.run('kubectl', [...admin(), 'get', 'node', 'nope', '-o', 'json']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Error from server \(NotFound\): nodes "nope" not found/);
+  });
+
+  it('drain refuses DaemonSet pods without --ignore-daemonsets (leaving the node cordoned), drains with it; uncordon undoes it', async () => {
+    const refused = await cp1.run('kubectl', [...admin(), 'drain', 'w1']);
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stdout, 'node/w1 cordoned\n');
+    assert.match(refused.stderr, /^error: unable to drain node "w1" due to error: cannot delete DaemonSet-managed Pods \(use --ignore-daemonsets to ignore\): kube-system\/kube-proxy-[a-z0-9]{5}, kube-flannel\/kube-flannel-ds-[a-z0-9]{5}, continuing command\.\.\.$/m);
+    assert.equal((await node('w1')).spec.unschedulable, true);
+
+    const drained = await cp1.ok('kubectl', [...admin(), 'drain', 'w1', '--ignore-daemonsets', '--delete-emptydir-data', '--timeout=5m']);
+    assert.equal(drained.stdout, 'node/w1 already cordoned\nnode/w1 drained\n');
+    assert.match(drained.stderr, /^Warning: ignoring DaemonSet-managed Pods: kube-system\/kube-proxy-[a-z0-9]{5}, kube-flannel\/kube-flannel-ds-[a-z0-9]{5}$/m);
+    const table = (await cp1.ok('kubectl', [...admin(), 'get', 'nodes', '-o', 'wide'])).stdout;
+    assert.match(table, /^w1\s+Ready,SchedulingDisabled\s+<none>\s+\S+\s+v1\.32\.3\s+127\.0\.0\.53\s/m);
+    const list = JSON.parse((await cp1.ok('kubectl', [...admin(), 'get', 'nodes', '-o', 'json'])).stdout) as { items: Array<{ metadata: { name: string }; spec: { unschedulable?: boolean } }> };
+    assert.deepEqual(list.items.map((n) => [n.metadata.name, n.spec.unschedulable ?? false]), [['cp1', false], ['cp2', false], ['w1', true]]);
+
+    assert.equal((await cp1.ok('kubectl', [...admin(), 'uncordon', 'w1'])).stdout, 'node/w1 uncordoned\n');
+    assert.equal((await cp1.ok('kubectl', [...admin(), 'uncordon', 'w1'])).stdout, 'node/w1 already uncordoned\n');
+    assert.equal((await node('w1')).spec.unschedulable, undefined);
+    const bad = await cp1.run('kubectl', [...admin(), 'drain', 'w1', '--ignore-daemonsets', '--timeout=5 minutes']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /invalid argument "5 minutes" for "--timeout" flag/);
+    const missing = await cp1.run('kubectl', [...admin(), 'uncordon', 'nope']);
+    assert.match(missing.stderr, /Error from server \(NotFound\): nodes "nope" not found/);
+  });
+
+  it('the kubelet reports its version when started; the API server refuses a kubelet newer than itself, and the node stays NotReady', async () => {
+    let k = startKubelet(w1);
+    await waitFor('the kubelet to register', async () => /registered node w1 with kubelet v1\.32\.3 at 127\.0\.0\.51:6443/.test(await kubeletLog(w1)));
+    await k.stop();
+    await installPackage(w1, 'kubelet', '1.33.1');
+    assert.equal((await w1.ok('kubelet', ['--version'])).stdout, 'Kubernetes v1.33.1\n');
+    k = startKubelet(w1);
+    await waitFor('the refusal', async () => /node w1 refused by the API server at 127\.0\.0\.51:6443: Forbidden: .*kubelet version v1\.33\.1 is newer than the API server's v1\.32\.3/.test(await kubeletLog(w1)));
+    await k.stop();
+    assert.equal(await ready('w1'), false);
+    assert.equal((await node('w1')).status.nodeInfo.kubeletVersion, 'v1.32.3');
+    await installPackage(w1, 'kubelet', '1.32.3');
+    k = startKubelet(w1);
+    await waitFor('Ready again', () => ready('w1'));
+    await k.stop();
+  });
+
+  it('upgrade plan prints the plan (noting an older kubeadm) and enforces no policy, as kubeadm\'s plan.go', async () => {
+    const plan = await cp1.ok('kubeadm', ['upgrade', 'plan', 'v1.32.4']);
+    assert.match(plan.stdout, /^\[upgrade\/versions\] Cluster version: v1\.32\.3$/m);
+    assert.match(plan.stdout, /^\[upgrade\/versions\] Target version: v1\.32\.4$/m);
+    assert.match(plan.stdout, /^kubelet\s+w1\s+v1\.32\.3\s+v1\.32\.4$/m);
+    assert.match(plan.stdout, /^kube-apiserver\s+cp1\s+v1\.32\.3\s+v1\.32\.4$/m);
+    assert.match(plan.stdout, /^kube-apiserver\s+cp2\s+v1\.32\.3\s+v1\.32\.4$/m);
+    assert.match(plan.stdout, /^\tkubeadm upgrade apply v1\.32\.4$/m);
+    assert.match(plan.stdout, /^Note: Before you can perform this upgrade, you have to update kubeadm to v1\.32\.4\.$/m);
+    const skip = await cp1.ok('kubeadm', ['upgrade', 'plan', 'v1.34.1']);
+    assert.match(skip.stdout, /^Upgrade to the latest version in the v1\.32 series:$/m);
+    const down = await cp1.ok('kubeadm', ['upgrade', 'plan', 'v1.32.2']);
+    assert.match(down.stdout, /Awesome, you're up-to-date! Enjoy!/);
+    const worker = await w1.run('kubeadm', ['upgrade', 'plan']);
+    assert.equal(worker.code, 1);
+    assert.match(worker.stderr, /failed to load admin kubeconfig: open \/etc\/kubernetes\/admin\.conf: no such file or directory/);
+  });
+
+  it('upgrade apply refuses what policy.go refuses, with its messages, and changes nothing', async () => {
+    const older = await cp1.run('kubeadm', ['upgrade', 'apply', 'v1.32.4', '--yes']);
+    assert.equal(older.code, 1);
+    assert.match(older.stderr, /^error execution phase preflight: the version argument is invalid due to these errors:\n\n\t- Specified version to upgrade to "v1\.32\.4" is higher than the kubeadm version "v1\.32\.3"\. Upgrade kubeadm first using the tool you used to install kubeadm\n\nCan be bypassed if you pass the --force flag$/m);
+
+    await installPackage(cp1, 'kubeadm', '1.32.4');
+    const minor = await cp1.run('kubeadm', ['upgrade', 'apply', 'v1.33.1', '-y']);
+    assert.equal(minor.code, 1);
+    assert.match(minor.stderr, /these fatal errors:\n\n\t- Specified version to upgrade to "v1\.33\.1" is at least one minor release higher than the kubeadm minor release \(33 > 32\)\. Such an upgrade is not supported\n\nPlease fix the misalignments/);
+    const skip = await cp1.run('kubeadm', ['upgrade', 'apply', 'v1.34.1', '-y']);
+    assert.match(skip.stderr, /\t- Specified version to upgrade to "v1\.34\.1" is too high; kubeadm can upgrade only 1 minor version at a time\n/);
+    const unconfirmed = await cp1.run('kubeadm', ['upgrade', 'apply', 'v1.32.4'], 'n\n');
+    assert.equal(unconfirmed.code, 1);
+    assert.match(unconfirmed.stderr, /won't proceed; the user didn't answer \(Y\|y\) in order to continue/);
+    const worker = await w1.run('kubeadm', ['upgrade', 'apply', 'v1.32.4', '-y']);
+    assert.equal(worker.code, 1);
+    assert.match(worker.stderr, /failed to load admin kubeconfig/);
+
+    assert.equal(await serverVersion(), 'v1.32.3');
+    assert.match(await cp1.read('etc/kubernetes/manifests/kube-apiserver.yaml'), /image: registry\.k8s\.io\/kube-apiserver:v1\.32\.3\n/);
+    assert.deepEqual(await cp1.pulls(), []);
+  });
+
+  it('upgrade apply pulls the new images through containerd\'s hosts dir, rewrites the static Pods and moves the API server', async () => {
+    const applied = await cp1.ok('kubeadm', ['upgrade', 'apply', 'v1.32.4', '--yes']);
+    assert.match(applied.stdout, /\[upgrade\] SUCCESS! A control plane node of your cluster was upgraded to "v1\.32\.4"\./);
+    // IfNotPresent: CoreDNS, pause and etcd keep their 1.32.3 tags and are there already
+    assert.deepEqual((await cp1.calls()).filter((c) => c.includes('images pull')), [
+      'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy',
+    ].map((c) => `ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d registry.k8s.io/${c}:v1.32.4`));
+    for (const c of ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler']) {
+      assert.match(await cp1.read(`etc/kubernetes/manifests/${c}.yaml`), new RegExp(`image: registry\\.k8s\\.io/${c}:v1\\.32\\.4\\n`));
+    }
+    const backups = await readdir(cp1.file('etc/kubernetes/tmp'));
+    assert.ok(backups.some((b) => b.startsWith('kubeadm-backup-manifests-')), backups.join(' '));
+    assert.equal(await serverVersion(), 'v1.32.4');
+    // kubeadm keeps the cluster's records: a worker joining now would pull the new kube-proxy
+    assert.match(handler(cp1, `CONFIG\t${TOKEN}`), /^node_image=registry\.k8s\.io\/kube-proxy:v1\.32\.4$/m);
+    const plan = await cp1.ok('kubeadm', ['upgrade', 'plan', 'v1.32.4']);
+    assert.match(plan.stdout, /Awesome, you're up-to-date!/);
+  });
+
+  it('upgrade node: a control plane gets the cluster\'s images and static Pods; a worker its kubelet config', async () => {
+    await installPackage(cp2, 'kubeadm', '1.32.4');
+    const cp = await cp2.ok('kubeadm', ['upgrade', 'node']);
+    assert.match(cp.stdout, /\[upgrade\/control-plane\] The control plane instance for this node was successfully upgraded!/);
+    assert.ok((await cp2.pulls()).includes('registry.k8s.io/kube-apiserver:v1.32.4'));
+    assert.match(await cp2.read('etc/kubernetes/manifests/kube-scheduler.yaml'), /image: registry\.k8s\.io\/kube-scheduler:v1\.32\.4\n/);
+    const plan = await cp1.ok('kubeadm', ['upgrade', 'plan', 'v1.33.1']);
+    assert.match(plan.stdout, /^kube-apiserver\s+cp2\s+v1\.32\.4\s+v1\.33\.1$/m);
+
+    await installPackage(w1, 'kubeadm', '1.32.4');
+    const worker = await w1.ok('kubeadm', ['upgrade', 'node']);
+    assert.match(worker.stdout, /Skipping phase\. Not a control plane node\./);
+    assert.match(worker.stdout, /\[upgrade\] Backing up kubelet config file to \/etc\/kubernetes\/tmp\/kubeadm-kubelet-config-[0-9-]+\/config\.yaml/);
+    assert.match(await w1.read('var/lib/kubelet/config.yaml'), /^cgroupDriver: systemd$/m);
+    assert.match(await w1.read('var/log/kube-stub.log'), /kubeadm # upgrade: wrote \/var\/lib\/kubelet\/config\.yaml for v1\.32\.4/);
+    assert.deepEqual(await w1.pulls(), []);
+  });
+
+  it('after the control plane moves a minor, an older kubeadm refuses `upgrade node`, and a newer kubelet is welcome', async () => {
+    await installPackage(cp1, 'kubeadm', '1.33.1');
+    await cp1.ok('kubeadm', ['upgrade', 'apply', 'v1.33.1', '-y']);
+    assert.equal(await serverVersion(), 'v1.33.1');
+    assert.match(await cp1.read('etc/kubernetes/manifests/etcd.yaml'), /image: registry\.k8s\.io\/etcd:3\.5\.21-0\n/);
+
+    const refused = await w1.run('kubeadm', ['upgrade', 'node']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /\[ERROR KubernetesVersion\]: Kubernetes version is greater than kubeadm version\. Please consider to upgrade kubeadm\. Kubernetes version: 1\.33\.1\. Kubeadm version: 1\.32\.x/);
+    await installPackage(w1, 'kubeadm', '1.33.1');
+    await w1.ok('kubeadm', ['upgrade', 'node']);
+
+    await installPackage(w1, 'kubelet', '1.33.1');
+    const k = startKubelet(w1);
+    await waitFor('w1 Ready with kubelet v1.33.1', async () => (await node('w1')).status.nodeInfo.kubeletVersion === 'v1.33.1' && (await ready('w1')));
+    await k.stop();
+    assert.match((await cp1.ok('kubectl', [...admin(), 'get', 'nodes'])).stdout, /^w1\s+Ready\s+<none>\s+\S+\s+v1\.33\.1$/m);
+  });
+});

@@ -64,6 +64,11 @@ serve() {
     TOKENS) reply_ok "$(valid_tokens)" ;;
     TOKEN-DELETE) remove_token "$@" ;;
     UPLOAD-CERTS) upload_certs "$@" ;;
+    CLUSTER-CONFIGURATION) cluster_configuration ;;
+    KUBELET) kubelet_status "$@" ;;
+    CORDON) cordon_node "$@" ;;
+    UPGRADE) upgrade_cluster "$@" ;;
+    UPGRADE-NODE) upgrade_node_record "$@" ;;
     *) reply_error "unknown request \"$verb\"" ;;
   esac
 }
@@ -120,17 +125,88 @@ join_node() {
   reply_ok
 }
 
-# NODES: NAME STATUS ROLE REGISTERED(epoch) VERSION IP OS-IMAGE KERNEL RUNTIME, TAB-separated, one node a line.
+# NODES: NAME STATUS ROLE REGISTERED(epoch) VERSION IP OS-IMAGE KERNEL RUNTIME UNSCHEDULABLE(0|1)
+# CONTROL-PLANE-VERSION ("-" on workers), TAB-separated, one node a line.
 list_nodes() {
-  local name key
+  local name key value
   echo OK
   for name in $(node_names); do
     printf '%s\t%s' "$name" "$(node_status "$name")"
-    for key in role registered kubelet_version ip os_image kernel runtime; do
-      printf '\t%s' "$(node_get "$name" "$key")"
+    for key in role registered kubelet_version ip os_image kernel runtime unschedulable control_plane_version; do
+      value=$(node_get "$name" "$key")
+      case $key in
+        unschedulable) value=${value:-0} ;;
+        control_plane_version) value=${value:--} ;;
+      esac
+      printf '\t%s' "$value"
     done
     printf '\n'
   done
+}
+
+# CLUSTER-CONFIGURATION: what `kubeadm upgrade` reads from the kubeadm-config ConfigMap (KEY=value lines).
+cluster_configuration() {
+  echo OK
+  grep -v '^certificate_key_sha256=' "$CLUSTER_DIR/cluster.env"
+}
+
+# KUBELET NAME VERSION: a kubelet (re)started and reports its version in its Node's status.nodeInfo. The version
+# skew policy (https://kubernetes.io/releases/version-skew-policy/#kubelet): "kubelet must not be newer than
+# kube-apiserver". The stub API server enforces it: it refuses such a kubelet, which keeps the Node NotReady
+# (the refusal stays in the node record, and the kubelet logs it).
+kubelet_status() {
+  local name=${1:-} version=${2:-} server
+  [[ -f $CLUSTER_DIR/nodes/$name ]] || { reply_error "nodes \"$name\" not found"; return; }
+  [[ $version =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || { reply_error "invalid kubelet version \"$version\""; return; }
+  server=$(cluster_get kubernetes_version)
+  if version_newer "$version" "$server"; then
+    node_set "$name" kubelet_refused "kubelet $version is newer than kube-apiserver $server"
+    reply_error "Forbidden: node \"$name\": kubelet version $version is newer than the API server's $server: the version skew policy does not allow a kubelet newer than kube-apiserver"
+    return
+  fi
+  node_set "$name" kubelet_version "$version"
+  node_set "$name" kubelet_refused ""
+  reply_ok
+}
+
+# CORDON NAME 1|0: sets spec.unschedulable; answers "cordoned", "uncordoned" or "already ..." and then the
+# DaemonSet-managed pods on the node ("NAMESPACE/POD" lines), which drain has to know about.
+cordon_node() {
+  local name=${1:-} want=${2:-} verb namespace daemonset
+  [[ -f $CLUSTER_DIR/nodes/$name ]] || { reply_error "(NotFound): nodes \"$name\" not found"; return; }
+  [[ $want == 0 || $want == 1 ]] || { reply_error "malformed CORDON request"; return; }
+  verb=cordoned
+  [[ $want == 0 ]] && verb=uncordoned
+  [[ $(node_get "$name" unschedulable) == "$want" ]] && verb="already $verb"
+  node_set "$name" unschedulable "$want"
+  echo OK
+  echo "$verb"
+  echo "kube-system/kube-proxy-$(pod_suffix "kube-proxy/$name" 5)"
+  while IFS=$'\t' read -r namespace daemonset; do
+    echo "$namespace/$daemonset-$(pod_suffix "$daemonset/$name" 5)"
+  done <"$CLUSTER_DIR/daemonsets"
+}
+
+# UPGRADE VERSION NODE IMAGE...: `kubeadm upgrade apply` on NODE moved the cluster to VERSION: the API server
+# (kubeadm-config's kubernetesVersion) and the images every node and control plane pulls from now on (kube-proxy's
+# DaemonSet is updated by apply's addon phase).
+upgrade_cluster() {
+  local version=${1:-} name=${2:-}
+  (($# >= 3)) || { reply_error "malformed UPGRADE request"; return; }
+  shift 2
+  [[ -f $CLUSTER_DIR/nodes/$name ]] || { reply_error "nodes \"$name\" not found"; return; }
+  printf '%s\n' "$@" >"$CLUSTER_DIR/images/control-plane"
+  grep -E '/(kube-proxy|pause):' "$CLUSTER_DIR/images/control-plane" >"$CLUSTER_DIR/images/node" || true
+  cluster_set kubernetes_version "$version"
+  node_set "$name" control_plane_version "$version"
+  reply_ok
+}
+
+# UPGRADE-NODE NAME VERSION: `kubeadm upgrade node` moved that control plane's static Pods to VERSION.
+upgrade_node_record() {
+  [[ -f $CLUSTER_DIR/nodes/${1:-} ]] || { reply_error "nodes \"${1:-}\" not found"; return; }
+  node_set "$1" control_plane_version "${2:-}"
+  reply_ok
 }
 
 # PODS: NAMESPACE NAME READY STATUS RESTARTS CREATED(epoch) of the pods such a cluster would run.

@@ -1,11 +1,15 @@
 # shellcheck shell=bash
 # The cluster's records, kept by the first control plane under /var/lib/kube-stub/cluster (the stub's etcd):
 #   cluster.env        settings (KEY=value): kubernetes_version api_endpoint control_plane_endpoint leader
-#                      cluster_dns cgroup_driver certificate_key_sha256 network_ready
+#                      cluster_dns cgroup_driver certificate_key_sha256 network_ready, and the image settings
+#                      of the ClusterConfiguration (image_repository dns_repository dns_tag etcd_repository
+#                      etcd_tag etcd_external), which `kubeadm upgrade` reads as kubeadm reads kubeadm-config
 #   ca.crt             the CA that cluster-info hands to joining nodes
 #   tokens             bootstrap tokens: <token><TAB><expiry, epoch seconds, 0 = never><TAB><description>
 #   images/<group>     images the nodes pull: control-plane, node (every kubelet), addons (applied workloads)
-#   nodes/<name>       one registered node (KEY=value)
+#   nodes/<name>       one registered node (KEY=value): role ip kubelet_version os_image kernel runtime images_ok
+#                      registered, control_plane_version (control planes: the version of its static Pods),
+#                      unschedulable (1 when cordoned), kubelet_refused (why the API server refused its kubelet)
 #   resources          applied objects: <namespace>/<resource>/<name><TAB><digest of the object>
 #   daemonsets         <namespace><TAB><name> of applied DaemonSets
 #   manifests/<n>.yaml what each `kubectl apply` sent
@@ -31,6 +35,12 @@ cluster_dns=$cluster_dns
 cgroup_driver=$CFG_CGROUP_DRIVER
 certificate_key_sha256=
 network_ready=0
+image_repository=$CFG_IMAGE_REPO
+dns_repository=$CFG_DNS_REPO
+dns_tag=$CFG_DNS_TAG
+etcd_repository=$CFG_ETCD_REPO
+etcd_tag=$CFG_ETCD_TAG
+etcd_external=$CFG_ETCD_EXTERNAL
 EOF
   : >"$CLUSTER_DIR/tokens"
   local i
@@ -82,8 +92,11 @@ token_with_id() {
   valid_tokens | cut -f1 | grep -m 1 "^$1\."
 }
 
-# register_node NAME ROLE IP KUBELET_VERSION OS_IMAGE KERNEL RUNTIME IMAGES_OK
+# register_node NAME ROLE IP KUBELET_VERSION OS_IMAGE KERNEL RUNTIME IMAGES_OK: a control plane's static Pods
+# run the cluster's version.
 register_node() {
+  local control_plane_version=""
+  [[ $2 == control-plane ]] && control_plane_version=$(cluster_get kubernetes_version)
   cat >"$CLUSTER_DIR/nodes/$1" <<EOF
 name=$1
 role=$2
@@ -94,14 +107,19 @@ kernel=$6
 runtime=$7
 images_ok=$8
 registered=$(date +%s)
+control_plane_version=$control_plane_version
+unschedulable=0
+kubelet_refused=
 EOF
 }
 
 node_get() { kv_get "$CLUSTER_DIR/nodes/$1" "$2"; }
+node_set() { kv_set "$CLUSTER_DIR/nodes/$1" "$2" "$3"; }
 
-# Ready once a pod network is applied (the CNI DaemonSet) and the node could pull what its pods need.
+# Ready once a pod network is applied (the CNI DaemonSet), the node could pull what its pods need, and the API
+# server did not refuse its kubelet.
 node_status() {
-  if [[ $(cluster_get network_ready) == 1 && $(node_get "$1" images_ok) == 1 ]]; then
+  if [[ $(cluster_get network_ready) == 1 && $(node_get "$1" images_ok) == 1 && -z $(node_get "$1" kubelet_refused) ]]; then
     echo Ready
   else
     echo NotReady

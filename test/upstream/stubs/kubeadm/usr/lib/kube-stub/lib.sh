@@ -53,6 +53,12 @@ stub_log() {
   } 9>>"$LOG_FILE"
 }
 
+# stub_note MESSAGE: a line "<time> kubeadm # MESSAGE" in the invocation log (what a command changed, for tests).
+stub_note() {
+  [[ $STUB_LIB -ef $ROOT/usr/lib/kube-stub ]] || return 0
+  { flock 9; printf '%s kubeadm # %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$*" >&9; } 9>>"$LOG_FILE" 2>/dev/null || true
+}
+
 # kubeadm's way of failing: the error, its hint about --v=5, exit 1.
 kubeadm_fail() {
   printf '%s\nTo see the stack trace of this error execute with --v=5 or higher\n' "$*" >&2
@@ -121,6 +127,23 @@ duration_seconds() {
 random_token() { printf '%s.%s\n' "$(random_token_chars 6)" "$(random_token_chars 16)"; }
 
 sha256_of() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
+# version_compare A B: prints -1, 0 or 1 as vMAJOR.MINOR.PATCH A is older than, equal to or newer than B.
+version_compare() {
+  local a=${1#v} b=${2#v} i
+  local -a x y
+  IFS=. read -r -a x <<<"$a"
+  IFS=. read -r -a y <<<"$b"
+  for i in 0 1 2; do
+    if ((10#${x[i]:-0} != 10#${y[i]:-0})); then
+      if ((10#${x[i]:-0} > 10#${y[i]:-0})); then echo 1; else echo -1; fi
+      return
+    fi
+  done
+  echo 0
+}
+
+version_newer() { [[ $(version_compare "$1" "$2") == 1 ]]; }
 
 # --- flattened YAML (see yaml-flatten.awk): DOC<TAB>PATH<TAB>VALUE lines, queried from $FLAT -----------------
 

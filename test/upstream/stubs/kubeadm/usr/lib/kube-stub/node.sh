@@ -53,6 +53,18 @@ EOF
 # the files 10-kubeadm.conf hands to the kubelet (uses CRI_SOCKET, CFG_NODE_NAME, CFG_NODE_IP).
 write_kubelet_files() {
   local cgroup_driver=$1 cluster_dns=$2 pause=$3 args
+  write_kubelet_config "$cgroup_driver" "$cluster_dns"
+  args="--container-runtime-endpoint=$CRI_SOCKET --pod-infra-container-image=$pause"
+  [[ -n ${CFG_NODE_IP:-} ]] && args+=" --node-ip=$CFG_NODE_IP"
+  [[ $CFG_NODE_NAME == "$(uname -n | tr '[:upper:]' '[:lower:]')" ]] || args+=" --hostname-override=$CFG_NODE_NAME"
+  echo "[kubelet-start] Writing kubelet environment file with flags to file \"$KUBELET_DIR/kubeadm-flags.env\""
+  printf 'KUBELET_KUBEADM_ARGS="%s"\n' "$args" >"$ROOT$KUBELET_DIR/kubeadm-flags.env"
+}
+
+# write_kubelet_config CGROUP_DRIVER CLUSTER_DNS: /var/lib/kubelet/config.yaml, the cluster's KubeletConfiguration
+# (init and join write it; `kubeadm upgrade apply|node` rewrite it).
+write_kubelet_config() {
+  local cgroup_driver=$1 cluster_dns=$2
   mkdir -p "$ROOT$KUBELET_DIR"
   echo "[kubelet-start] Writing kubelet configuration to file \"$KUBELET_DIR/config.yaml\""
   {
@@ -64,11 +76,6 @@ write_kubelet_files() {
     echo "rotateCertificates: true"
     echo "staticPodPath: $KUBE_DIR/manifests"
   } >"$ROOT$KUBELET_DIR/config.yaml"
-  args="--container-runtime-endpoint=$CRI_SOCKET --pod-infra-container-image=$pause"
-  [[ -n ${CFG_NODE_IP:-} ]] && args+=" --node-ip=$CFG_NODE_IP"
-  [[ $CFG_NODE_NAME == "$(uname -n | tr '[:upper:]' '[:lower:]')" ]] || args+=" --hostname-override=$CFG_NODE_NAME"
-  echo "[kubelet-start] Writing kubelet environment file with flags to file \"$KUBELET_DIR/kubeadm-flags.env\""
-  printf 'KUBELET_KUBEADM_ARGS="%s"\n' "$args" >"$ROOT$KUBELET_DIR/kubeadm-flags.env"
 }
 
 # (Re)starts the kubelet through systemd, as kubeadm does, and fails like kubeadm when it does not stay up.
