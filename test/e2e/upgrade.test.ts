@@ -65,6 +65,9 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     await assertVersion(l, 'v1.32.3');
 
     const journal = (await l.ssh(1, 'cat /var/lib/kube-bundle/journal')).stdout;
+    const notInstall = await run(l, 'install', v1331);
+    assert.equal(notInstall.code, 2);
+    assert.match(notInstall.stderr, /is a differential bundle \(only what its base v1\.32\.4 lacks\): it upgrades a cluster, it cannot install one/);
     const refused = await run(l, 'upgrade', v1331);
     assert.equal(refused.code, 2, refused.stdout + refused.stderr);
     assert.match(refused.stderr, /holds no v1\.32\.4 bundle, which this differential bundle was made against/);

@@ -114,6 +114,7 @@ export interface InstallContext {
   fallbacks: Map<InstallHost, string>;
   manifest: BundleManifest;
   version: KubeVersion;
+  /** flannel's manifest from the bundle; '' in a differential bundle that leaves it to its base (unchanged) */
   flannelManifest: string;
   /** the signer's armored public key, installed as the apt keyring of the bundle's repository; undefined when unsigned */
   signerKey: string | undefined;

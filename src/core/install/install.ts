@@ -48,6 +48,9 @@ export async function install(given: InstallOptions): Promise<InstallSummary> {
   }
 
   const { bundle, manifest } = await verifyForHosts(bundleFile, options);
+  if (manifest.base) {
+    throw new UserError(`${bundleFile} is a differential bundle (only what its base ${manifest.base.kubernetesVersion} lacks): it upgrades a cluster, it cannot install one`, 'install from a full bundle; `bundle upgrade` takes this one');
+  }
   if (!manifest.runtimes.includes(options.runtime)) {
     throw new UserError(`the bundle carries the ${manifest.runtimes.join(', ')} runtime, not ${options.runtime}`, `rebuild with --runtime ${options.runtime} or install with --runtime ${manifest.runtimes[0]}`);
   }
@@ -117,11 +120,13 @@ export async function verifyForHosts(bundleFile: string, options: Pick<InstallOp
   const { manifest, sha256: bundleSha256, sumsSha256, sums } = report;
   const flannel = report.kept.get(flannelPath);
   const packagesIndex = report.kept.get(PACKAGES_INDEX);
-  if (!manifest || !bundleSha256 || !sumsSha256 || !sums || !flannel || !packagesIndex) throw new UserError(`${bundleFile} has no ${flannel ? PACKAGES_INDEX : flannelPath}: is it a kube-bundle bundle of this release?`);
+  // a differential bundle leaves out what its base has: flannel's manifest too, when it did not change
+  const flannelLeftToBase = manifest?.base !== undefined && !sums?.has(flannelPath);
+  if (!manifest || !bundleSha256 || !sumsSha256 || !sums || !(flannel || flannelLeftToBase) || !packagesIndex) throw new UserError(`${bundleFile} has no ${packagesIndex ? flannelPath : PACKAGES_INDEX}: is it a kube-bundle bundle of this release?`);
   options.log(`  OK: Kubernetes ${manifest.kubernetesVersion} for ${manifest.target}, ${report.signer ? `signed by ${report.signer}` : 'UNSIGNED'}`);
   const tree = { sums, packagesIndex: packagesIndex.toString('utf8'), signed: manifest.signer !== null };
   return {
-    bundle: { bundleFile, bundleSha256, sumsSha256, tree, manifest, flannelManifest: flannel.toString('utf8'), signerKey: report.publicKeyArmored ?? undefined },
+    bundle: { bundleFile, bundleSha256, sumsSha256, tree, manifest, flannelManifest: flannel?.toString('utf8') ?? '', signerKey: report.publicKeyArmored ?? undefined },
     manifest,
     report,
   };

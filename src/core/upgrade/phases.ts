@@ -154,8 +154,10 @@ function distributePhaseFor(): InstallPhase {
   return byVersion((ctx) => distributePhase(id(ctx, 'distribute')));
 }
 
+/** flannel's manifest applied again; a differential bundle without one left it to its base: unchanged, nothing to apply */
 function flannelPhase(): InstallPhase {
-  return byVersion((ctx) => networkPhase(id(ctx, 'flannel'), 'Apply the bundle\'s flannel manifest again'));
+  const phase = byVersion((ctx) => networkPhase(id(ctx, 'flannel'), 'Apply the bundle\'s flannel manifest again'));
+  return { ...phase, hosts: (all, ctx) => (ctx.flannelManifest ? phase.hosts!(all, ctx) : []) };
 }
 
 /** A phase made once the context (and so the version) is known; title and hosts from a stand-in made the same way. */
