@@ -43,7 +43,7 @@ done
 # another is replaced by a rename, so a registry that serves during an upgrade never reads a link half written.
 for i in "${!links[@]}"; do
   f=${links[$i]}/link cur=
-  [ -f "$f" ] && IFS= read -r cur < "$f" || true
+  if [ -f "$f" ]; then IFS= read -r cur < "$f" || true; fi   # no newline: read fails yet fills cur
   [ "$cur" = "${digests[$i]}" ] && continue
   printf '%s' "${digests[$i]}" > "$f.tmp" && mv -f "$f.tmp" "$f"
 done
