@@ -1,16 +1,19 @@
 /**
  * Day 2 in the lab, upstream stopped during every install and upgrade: 1 control plane + 2 workers installed at
  * v1.32.3, upgraded to v1.32.4 with a full bundle, then to v1.33.1 with a differential bundle made --since the
- * v1.32.4 lock. After each, the API server and every kubelet report the new version, the new control-plane images
- * come through the seeded registry and the old ones still do; a re-run has nothing to do. Refused before any host
- * changes: the differential bundle on a cluster that lacks its base, a downgrade.
+ * v1.32.4 lock (that run killed with SIGKILL inside the workers' rollout, and run again). After each, the API server
+ * and every kubelet report the new version, the new control-plane images come through the seeded registry and the
+ * old ones still do; a re-run has nothing to do. Refused before any host changes: the differential bundle on a
+ * cluster that lacks its base, a downgrade.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildTestBundles, type TestBundle } from '../helpers/bundle.js';
+import { CLI_MAIN } from '../helpers/cli.js';
 import { labCli } from '../helpers/lab-cli.js';
 import { useLab, type Lab } from '../lab/lab.js';
 
@@ -49,6 +52,17 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
       assert.ok(!n.spec?.unschedulable, `${n.metadata.name} is uncordoned`);
     }
     for (const i of [1, 2, 3]) assert.match((await l.ssh(i, 'kubelet --version')).stdout, new RegExp(`Kubernetes ${version.replaceAll('.', '\\.')}`));
+  }
+
+  /** Runs the CLI in the lab's netns and SIGKILLs it `delayMs` after stderr shows `line`; true when it was killed, false when it ended first. */
+  function killAt(l: Lab, args: string[], line: string, delayMs: number): Promise<boolean> {
+    const child = spawn('ip', ['netns', 'exec', l.netns, process.execPath, '--import', 'tsx', CLI_MAIN, ...args, '-i', l.keyFile, '--known-hosts', l.knownHostsFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let killed = false;
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (!stderr.includes(line) && (stderr += chunk.toString()).includes(line)) setTimeout(() => (killed = child.kill('SIGKILL')), delayMs);
+    });
+    return new Promise((resolve) => child.on('exit', () => resolve(killed)));
   }
 
   /** a worker pulls by the upstream name, through containerd's certs.d, from the seeded registry */
@@ -91,6 +105,9 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
       assert.ok(at(new RegExp(`kubectl .*drain ${w} --ignore-daemonsets --delete-emptydir-data`)) > at(/kubeadm upgrade apply/), `${w} drained after apply`);
       assert.ok(at(new RegExp(`kubectl .*uncordon ${w}`)) > at(new RegExp(`kubectl .*drain ${w} `)), `${w} uncordoned after its drain`);
     }
+    // one node at a time (--max-unavailable 1): the control plane, then h2, then h3, each back before the next goes
+    assert.ok(at(/kubectl .*uncordon h1/) < at(/kubectl .*drain h2 /), 'h2 drained only once h1 was back');
+    assert.ok(at(/kubectl .*uncordon h2/) < at(/kubectl .*drain h3 /), 'h3 drained only once h2 was back');
     await pulls(l, ['registry.k8s.io/kube-proxy:v1.32.4', 'registry.k8s.io/kube-apiserver:v1.32.4', 'registry.k8s.io/kube-proxy:v1.32.3', 'registry.k8s.io/pause:3.10']);
     // the old packages stay on the hosts, for a rollback
     assert.match((await l.ssh(2, 'ls /var/lib/kube-bundle/*/packages/')).stdout, /kubelet_1\.32\.3-1\.1_amd64\.deb[\s\S]*kubelet_1\.32\.4-1\.1_amd64\.deb|kubelet_1\.32\.4-1\.1_amd64\.deb[\s\S]*kubelet_1\.32\.3-1\.1_amd64\.deb/);
@@ -107,8 +124,12 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
   test('v1.32.4 → v1.33.1 with a differential bundle far smaller than a full one', async () => {
     const l = lab();
     assert.ok(statSync(v1331.file).size * 10 < statSync(v1324.file).size, `differential ${statSync(v1331.file).size} B vs full ${statSync(v1324.file).size} B`);
+    // kill -9 of the CLI in the middle of the rollout (the workers' phase); the next plain run completes it
+    const killed = await killAt(l, ['upgrade', '--hosts', hosts, '--bundle', v1331.file, '--pubkey', v1331.pubkey], '• Upgrade the workers', 1500);
+    assert.ok(killed, 'the CLI was killed inside the workers\' phase');
     const r = await run(l, 'upgrade', v1331);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /– h1 \(.*\): already done/, 'the re-run resumed: the control plane was done before the kill');
     await assertVersion(l, 'v1.33.1');
     await pulls(l, ['registry.k8s.io/kube-proxy:v1.33.1', 'registry.k8s.io/coredns/coredns:v1.12.0', 'registry.k8s.io/kube-proxy:v1.32.4']);
     const again = await run(l, 'upgrade', v1331);
