@@ -5,6 +5,8 @@
  *   install             `bundle install` in the lab: wall time, upload vs scp, seeding vs skopeo (install.ts; root)
  *   install-scale       `bundle install` on 1, 4, 8 (16) lab hosts: operator bytes, bytes stored per role, time per
  *                       phase, at full speed and with the operator's link throttled (install-scale.ts; root)
+ *   upgrade             differential bundle size against the content new to it; `bundle upgrade` of a 3-host lab
+ *                       cluster: wall time per step (upgrade.ts; root for the lab part)
  *   upload [MiB] [n]    src/core/ssh's upload against scp to one lab host (upload.ts; root)
  *   verify [MiB]        `bundle verify` against sha256sum of a packed 1 GiB bundle, and the on-host check (verify.ts)
  *
@@ -16,6 +18,7 @@ const BENCHMARKS: Record<string, (args: readonly string[]) => Promise<void>> = {
   build: async () => (await import('./build.js')).runBuildBench(),
   install: async () => (await import('./install.js')).runInstallBench(),
   'install-scale': async () => (await import('./install-scale.js')).runInstallScaleBench(),
+  upgrade: async () => (await import('./upgrade.js')).runUpgradeBench(),
   upload: async (args) => (await import('./upload.js')).runUploadBench(args),
   verify: async (args) => (await import('./verify.js')).runVerifyBench(args),
 };

@@ -89,7 +89,7 @@ export async function benchInLab(inputs: LabInputs): Promise<LabResults> {
  */
 export async function timeInstall(
   lab: Lab,
-  inputs: Pick<LabInputs, 'install' | 'pubkeyFile' | 'dir'>,
+  inputs: { install: Pick<BenchBundle, 'file'> } & Pick<LabInputs, 'pubkeyFile' | 'dir'>,
   indexes: number[],
   roles: string[],
   timeoutMs = INSTALL_TIMEOUT_MS,

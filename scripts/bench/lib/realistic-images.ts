@@ -31,11 +31,21 @@ export const REALISTIC_IMAGES: readonly RealisticImage[] = [
 ];
 
 /**
- * Push every image of REALISTIC_IMAGES into `backendUrl` under its real tag, replacing the stand-in there.
+ * What v1.32.4 adds to them: the four control-plane images at the same sizes and with none of their bytes (a real
+ * patch release shares a small base layer with the previous one; its binary layer, nearly all the bytes, is new).
+ * kubeadm v1.32.4 lists the same etcd, coredns and pause as v1.32.3.
+ */
+export const REALISTIC_V1_32_4_IMAGES: readonly RealisticImage[] = REALISTIC_IMAGES
+  .filter((image) => image.tag === 'v1.32.3')
+  .map((image) => ({ ...image, tag: 'v1.32.4' }));
+
+/**
+ * Push every image of `images` (REALISTIC_IMAGES unless given) into `backendUrl` under its real tag, replacing the
+ * stand-in there.
  * Two at a time: the pushes are CPU-bound (keystream + hashing) on a 2-core machine. Returns the layer bytes pushed.
  */
-export async function pushRealisticImages(backendUrl: string): Promise<number> {
-  const queue = [...REALISTIC_IMAGES];
+export async function pushRealisticImages(backendUrl: string, images: readonly RealisticImage[] = REALISTIC_IMAGES): Promise<number> {
+  const queue = [...images];
   let bytes = 0;
   const worker = async (): Promise<void> => {
     for (let image = queue.shift(); image; image = queue.shift()) {

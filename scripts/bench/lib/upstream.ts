@@ -23,17 +23,18 @@ export interface BenchUpstream {
 
 const HOST = '127.0.0.1';
 
-export async function startBenchUpstream(): Promise<BenchUpstream> {
+/** `upgrades`: also the releases an upgrade goes to (v1.32.4, v1.33.1), as test/upstream's `startUpstream` serves them. */
+export async function startBenchUpstream({ upgrades = false }: { upgrades?: boolean } = {}): Promise<BenchUpstream> {
   const stops: (() => Promise<void>)[] = [];
   const stop = async (): Promise<void> => {
     await Promise.allSettled(stops.reverse().map((s) => s()));
   };
   try {
-    const apt = await startK8sApt({ host: HOST, workDir: DEFAULT_WORK_DIR });
+    const apt = await startK8sApt({ host: HOST, workDir: DEFAULT_WORK_DIR, upgrades });
     stops.push(apt.stop);
     const github = await startGithub({ host: HOST, workDir: DEFAULT_WORK_DIR });
     stops.push(github.stop);
-    const reg = await startRegistries({ host: HOST, workDir: DEFAULT_WORK_DIR });
+    const reg = await startRegistries({ host: HOST, workDir: DEFAULT_WORK_DIR, upgrades });
     stops.push(reg.stop);
     const debianFlags = debianMirrorFlags().filter((f) => f !== '--mirror');
     return {
