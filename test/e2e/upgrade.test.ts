@@ -4,7 +4,7 @@
  * v1.32.4 lock (that run killed with SIGKILL inside the workers' rollout, and run again). After each, the API server
  * and every kubelet report the new version, the new control-plane images come through the seeded registry and the
  * old ones still do; a re-run has nothing to do. Refused before any host changes: the differential bundle on a
- * cluster that lacks its base, a downgrade.
+ * cluster that lacks its base, an upgrade that skips a minor (v1.32 → v1.34), a downgrade.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -25,15 +25,17 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
   let v1323: TestBundle;
   let v1324: TestBundle;
   let v1331: TestBundle;
+  let v1341: TestBundle;
   let hosts: string;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kb-upgrade-'));
-    [v1323, v1324, v1331] = await buildTestBundles(dir, [
+    [v1323, v1324, v1331, v1341] = await buildTestBundles(dir, [
       { version: 'v1.32.3', extra: ['--runtime', 'containerd'] },
       { version: 'v1.32.4', extra: ['--runtime', 'containerd'] },
       { version: 'v1.33.1', extra: ['--runtime', 'containerd'], sinceIndex: 1 },
-    ]) as [TestBundle, TestBundle, TestBundle];
+      { version: 'v1.34.1', extra: ['--runtime', 'containerd'] },
+    ]) as [TestBundle, TestBundle, TestBundle, TestBundle];
   });
   after(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
@@ -70,7 +72,7 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     for (const ref of refs) await l.ssh(3, `ctr -n k8s.io images rm ${ref} >/dev/null 2>&1; ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d ${ref} >/dev/null`);
   }
 
-  test('install v1.32.3; the differential v1.33.1 bundle is refused on it, naming the base it lacks; nothing changes', async () => {
+  test('install v1.32.3; refused on it before any host changes: the differential v1.33.1 bundle (naming the base it lacks), v1.34.1 (skips a minor)', async () => {
     const l = lab();
     hosts = join(dir, 'hosts.txt');
     writeFileSync(hosts, `${l.hosts[0]!.ip} control-plane\n${l.hosts[1]!.ip} worker\n${l.hosts[2]!.ip} worker\n`);
@@ -86,7 +88,12 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     assert.equal(refused.code, 2, refused.stdout + refused.stderr);
     assert.match(refused.stderr, /holds no v1\.32\.4 bundle, which this differential bundle was made against/);
     assert.match(refused.stderr, /nothing was changed/);
+    const skips = await run(l, 'upgrade', v1341);
+    assert.equal(skips.code, 2, skips.stdout + skips.stderr);
+    assert.match(skips.stderr, /the control plane runs v1\.32\.3; v1\.34\.1 skips a minor release: upgrade one minor at a time \(v1\.32\.3 → v1\.33\.x → v1\.34\.1\)/);
+    assert.match(skips.stderr, /nothing was changed/);
     assert.equal((await l.ssh(1, 'cat /var/lib/kube-bundle/journal')).stdout, journal, 'no host changed');
+    assert.match((await l.ssh(2, 'kubelet --version')).stdout, /v1\.32\.3/);
   });
 
   test('v1.32.3 → v1.32.4 with a full bundle: every node upgraded in kubeadm\'s order, old and new images served; a re-run does nothing; a downgrade is refused', async () => {

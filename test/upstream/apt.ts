@@ -2,7 +2,7 @@
  * Simulated pkgs.k8s.io: one signed flat apt repository per Kubernetes minor (`/core:/stable:/v1.32/deb/`,
  * `/core:/stable:/v1.31/deb/`) holding the stub debs for amd64 and arm64, plus `Release.key` as upstream serves it.
  * Started with `upgrades`, it also serves the releases an upgrade goes to (debs.ts UPGRADE_RELEASES): v1.32.4 in
- * the v1.32 repository and a v1.33 repository.
+ * the v1.32 repository, a v1.33 and a v1.34 repository (v1.34: the upgrade that skips a minor, refused).
  * Like the real service, directory URLs are 403 and every .deb is a 302 to a second "CDN" server
  * (prod-cdn.packages.k8s.io, under `/repositories/isv:/kubernetes:`) that serves the bytes with Range support.
  *
@@ -32,7 +32,7 @@ export interface K8sApt {
   stop(): Promise<void>;
 }
 
-export const K8S_MINORS: readonly K8sMinor[] = ['v1.33', 'v1.32', 'v1.31'];
+export const K8S_MINORS: readonly K8sMinor[] = ['v1.34', 'v1.33', 'v1.32', 'v1.31'];
 
 /** URL path of the repo for one minor, as on pkgs.k8s.io. */
 export const k8sRepoPath = (minor: K8sMinor): string => `/core:/stable:/${minor}/deb/`;

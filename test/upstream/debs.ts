@@ -59,7 +59,7 @@ export const k8sRepoDir = (minor: K8sMinor): string => `k8s-${minor}`;
 /** Directory (inside a StubDebSet) of the cri-dockerd release assets. */
 export const CRI_DOCKERD_DIR = 'cri-dockerd';
 
-export type K8sMinor = 'v1.33' | 'v1.32' | 'v1.31';
+export type K8sMinor = 'v1.34' | 'v1.33' | 'v1.32' | 'v1.31';
 
 interface K8sPackage {
   name: string;
@@ -81,9 +81,11 @@ interface K8sPackage {
  * repo with nothing else) are served only by an upstream started with `upgrades: true`: a real repo's newest patch
  * is apt's candidate, and the tests written against the v1.32.3 upstream ask apt for the candidate. v1.33's
  * companions are those the real v1.33 repository lists (reference sheet, "Companion packages per repo":
- * cri-tools 1.33.0-1.1, kubernetes-cni 1.6.0-1.1).
+ * cri-tools 1.33.0-1.1, kubernetes-cni 1.6.0-1.1); v1.34's the sheet's fixture values (1.34.0-1.1, 1.7.1-1.1). v1.34
+ * is there for the refusal of an upgrade that skips a minor (v1.32 → v1.34).
  */
 const K8S_REPOS: Record<K8sMinor, { kube: string[]; upgrades: string[]; cni: string; criTools: string }> = {
+  'v1.34': { kube: ['1.34.1-1.1'], upgrades: ['1.34.1-1.1'], cni: '1.7.1-1.1', criTools: '1.34.0-1.1' },
   'v1.33': { kube: ['1.33.1-1.1'], upgrades: ['1.33.1-1.1'], cni: '1.6.0-1.1', criTools: '1.33.0-1.1' },
   'v1.32': { kube: ['1.32.3-1.1', '1.32.4-1.1'], upgrades: ['1.32.4-1.1'], cni: '1.6.0-1.1', criTools: '1.32.0-1.1' },
   'v1.31': { kube: ['1.31.7-1.1'], upgrades: [], cni: '1.5.1-1.1', criTools: '1.31.1-1.1' },
@@ -168,7 +170,7 @@ function criDockerdSpecs(): StubDebSpec[] {
   });
 }
 
-export const ALL_STUB_SPECS: readonly StubDebSpec[] = [...k8sSpecs('v1.33'), ...k8sSpecs('v1.32'), ...k8sSpecs('v1.31'), ...criDockerdSpecs()];
+export const ALL_STUB_SPECS: readonly StubDebSpec[] = [...k8sSpecs('v1.34'), ...k8sSpecs('v1.33'), ...k8sSpecs('v1.32'), ...k8sSpecs('v1.31'), ...criDockerdSpecs()];
 
 /**
  * Every stub deb, built on first use and cached under `cacheRoot` (default `<test cache>/upstream-debs`, the

@@ -97,12 +97,16 @@ const IMAGE_SPECS: readonly ImageSpec[] = [
   // images share base layers with the previous one's; each has its own name layer, config and manifests.
   // kubeadm v1.32.4 lists the same coredns/etcd/pause as v1.32.3 (patches 0-9); kubeadm v1.33.1 lists coredns
   // v1.12.0, etcd 3.5.21-0 and pause 3.10 (bundles/control-plane-images.yaml, 1.33 patches 0-5, and the reference
-  // sheet upstream-formats.md, "K8s patches | coredns | etcd | pause").
-  ...['v1.32.4', 'v1.33.1'].flatMap((tag) =>
+  // sheet upstream-formats.md, "K8s patches | coredns | etcd | pause"); kubeadm v1.34.1 coredns v1.12.1, etcd
+  // 3.6.4-0 and pause 3.10.1 (1.34 patches 0-1).
+  ...['v1.32.4', 'v1.33.1', 'v1.34.1'].flatMap((tag) =>
     ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy'].map((repository): ImageSpec => ({ registry: 'registry.k8s.io', repository, tag, format: 'docker-list', upgrade: true })),
   ),
   { registry: 'registry.k8s.io', repository: 'coredns/coredns', tag: 'v1.12.0', format: 'oci-index', upgrade: true },
   { registry: 'registry.k8s.io', repository: 'etcd', tag: '3.5.21-0', format: 'oci-index', upgrade: true },
+  { registry: 'registry.k8s.io', repository: 'coredns/coredns', tag: 'v1.12.1', format: 'oci-index', upgrade: true },
+  { registry: 'registry.k8s.io', repository: 'etcd', tag: '3.6.4-0', format: 'oci-index', upgrade: true },
+  { registry: 'registry.k8s.io', repository: 'pause', tag: '3.10.1', format: 'docker-list-uncompressed', upgrade: true },
 ];
 
 interface Platform {

@@ -28,8 +28,8 @@ export interface Upstream {
 export const DEFAULT_WORK_DIR = '/var/tmp/kube-bundle-upstream';
 
 /**
- * `upgrades`: also serve the releases a v1.32.3 cluster upgrades to (v1.32.4, and v1.33.1 in a v1.33 repository)
- * and their images; without it, the upstream offers exactly what the v1.32.3 tests expect of it. `ubuntu`: also
+ * `upgrades`: also serve the releases a v1.32.3 cluster upgrades to (v1.32.4, and v1.33.1 in a v1.33 repository),
+ * v1.34.1 in a v1.34 repository (which skips a minor from v1.32), and their images; without it, the upstream offers exactly what the v1.32.3 tests expect of it. `ubuntu`: also
  * the simulated Ubuntu archive (ubuntu.ts).
  */
 export async function startUpstream(opts: { host?: string; workDir?: string; upgrades?: boolean; ubuntu?: boolean } = {}): Promise<Upstream> {

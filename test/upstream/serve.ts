@@ -1,7 +1,7 @@
 /**
  * Run the simulated upstream on its own (the demo, manual poking, or inside the lab's network namespace):
  *   node --import tsx test/upstream/serve.ts [--host 127.0.0.1] [--work-dir DIR] [--upgrades]
- * (`--upgrades`: also serve v1.32.4 and v1.33.1 with their images, see index.ts)
+ * (`--upgrades`: also serve v1.32.4, v1.33.1 and v1.34.1 with their images, see index.ts)
  * Prints one JSON line (URLs, key file, --mirror flags) once everything answers; stops on SIGINT/SIGTERM.
  */
 import { parseArgs } from 'node:util';
