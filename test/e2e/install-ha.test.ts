@@ -1,16 +1,18 @@
 /**
  * `bundle install --vip` end to end in the lab: keepalived and haproxy from the bundle (built with --ha) on Debian 13
  * hosts, VRRP between them on the lab bridge, the stub API server (kube-stub-apiserver.socket on 6443) behind
- * haproxy. The failover times measured are printed as test diagnostics.
+ * haproxy. The failover times measured are printed as test diagnostics. The HA cluster is then upgraded to v1.32.4
+ * (`bundle upgrade`) while the API is asked through the address all along.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { readMembers } from '../helpers/bundle-members.js';
 import { MANIFEST_FILE } from '../../src/core/bundle/paths.js';
-import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
+import { buildTestBundles, type TestBundle } from '../helpers/bundle.js';
 import { stubKubeadmConfig } from '../helpers/host-secrets.js';
 import { labCli, writeLabHostsFile } from '../helpers/lab-cli.js';
 import { useLab, type Lab } from '../lab/lab.js';
@@ -20,10 +22,12 @@ const HOSTS = [1, 2, 3, 4];
 describe('bundle install --vip in the lab', () => {
   let dir: string;
   let bundle: TestBundle;
-  // the bundle first: the lab is shared, hold it no longer than needed
+  let newer: TestBundle;
+  // the bundles first: the lab is shared, hold it no longer than needed
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kb-install-ha-'));
-    bundle = await buildTestBundle(dir, ['--runtime', 'containerd', '--ha'], { target: 'debian-13' });
+    const extra = ['--runtime', 'containerd', '--ha'];
+    [bundle, newer] = (await buildTestBundles(dir, [{ version: 'v1.32.3', extra }, { version: 'v1.32.4', extra }], { target: 'debian-13' })) as [TestBundle, TestBundle];
   });
   const lab = useLab(4, { lockWaitMs: 600_000, suite: 'trixie' });
   before(async () => {
@@ -182,6 +186,32 @@ describe('bundle install --vip in the lab', () => {
     const again = await bundleCli(['install', '--hosts', hosts, '--vip', VIP]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /Nothing to do/);
+  });
+
+  test('bundle upgrade to v1.32.4: the API answers through the address at every moment of the rollout', async (t: TestContext) => {
+    const l = lab();
+    const [holder] = await holders();
+    // from the lab bridge, one request through the address every 100 ms for as long as the upgrade runs
+    const poller = spawn('ip', ['netns', 'exec', l.netns, 'bash', '-c',
+      `while :; do printf '%s ' "$(date +%s%N)"; timeout 2 bash -c 'exec 3<>/dev/tcp/${VIP}/8443; echo VERSION >&3; cat <&3' 2>&1 | tr '\\n' ' '; echo; sleep 0.1; done`],
+    { stdio: ['ignore', 'pipe', 'ignore'] });
+    let answers = '';
+    poller.stdout.setEncoding('utf8').on('data', (s: string) => (answers += s));
+    const r = await labCli(l, ['upgrade', '--hosts', join(dir, 'h-ha.txt'), '--bundle', newer.file, '--pubkey', newer.pubkey]).finally(() => poller.kill());
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Cluster upgraded/);
+    const lines = answers.slice(0, answers.lastIndexOf('\n')).split('\n'); // a line cut by the kill left out
+    assert.ok(lines.length > 50, `the address was asked ${lines.length} times during the upgrade`);
+    const failed = lines.filter((line) => !/^\d+ OK v1\.32\.[34] $/.test(line));
+    assert.deepEqual(failed, [], 'every request through the address was answered');
+    t.diagnostic(`${lines.length} requests through the address during the upgrade, every one answered`);
+    assert.match(lines.at(-1)!, /OK v1\.32\.4/, 'the API server answers with the new version');
+    // kubeadm's order on three control planes: apply on the first, `upgrade node` on the other two, one at a time
+    const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout;
+    assert.match(log, /kubeadm upgrade apply v1\.32\.4/);
+    for (const i of [2, 3]) assert.match((await l.ssh(i, 'cat /var/log/kube-stub.log')).stdout, /kubeadm upgrade node/, `h${i} upgraded with kubeadm upgrade node`);
+    for (const i of HOSTS) assert.match((await l.ssh(i, 'kubelet --version')).stdout, /Kubernetes v1\.32\.4/, `h${i}'s kubelet`);
+    assert.deepEqual(await holders(), [holder], 'the address stayed where it was');
   });
 
   test('bundle reset stops haproxy and keepalived, removes their configs and puts the distribution\'s haproxy.cfg back', async () => {
