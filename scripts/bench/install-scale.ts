@@ -257,9 +257,17 @@ function linkRows(link: LinkMode, runs: ScaleRun[], parts: BundleParts): Row[] {
       const ratio = r.install.wallSeconds / one.install.wallSeconds;
       const targeted = link === 'throttled' && r.hosts === TIME_RATIO_HOSTS;
       rows.push({ measure: `  time(${r.hosts}) / time(1), wall`, value: times(ratio), target: targeted ? `≤ ${times(THROTTLED_TIME_RATIO)}` : '', ...(targeted ? { met: ratio <= THROTTLED_TIME_RATIO } : {}) });
+      const way = transferSeconds(r) / transferSeconds(one);
+      rows.push({ measure: `  time(${r.hosts}) / time(1), the bundle's way to the hosts (upload + hand-out phases)`, value: times(way), target: '' });
     }
   }
   return rows;
+}
+
+/** The phases that move the bundle: the upload over the operator's link and the hand-out inside the site. */
+const TRANSFER_PHASE = /^(Upload the bundle|Hand out the bundle)/;
+function transferSeconds(r: ScaleRun): number {
+  return r.install.summary.phases.filter((p) => TRANSFER_PHASE.test(p.title)).reduce((sum, p) => sum + p.seconds, 0);
 }
 
 function notes(counts: number[]): string {
@@ -270,7 +278,8 @@ function notes(counts: number[]): string {
     '(traffic the bridge forwards between hosts is not counted, see the check row). Stored bytes are `du -sb` on each',
     'host after the install. Wall time is the CLI process from start to exit; phase times are from its --json summary.',
     `All hosts share this machine's ${cpus().length} cores: their own work (dpkg above all) grows with N whatever the link,`,
-    'so time(N) / time(1) is not the link alone; the per-phase rows show which part grew.',
+    'so time(N) / time(1) is not the link alone; the per-phase rows show which part grew, and the transfer row the',
+    'part the operator\'s link limits.',
     `Host counts: ${counts.join(', ')}. Bundle "MB" are 10^6 bytes. Results: ${RESULT_FILE}`,
   ].join('\n');
 }
