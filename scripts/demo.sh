@@ -11,9 +11,7 @@ keep=${1:-}
 out=$PWD/.work/demo
 mkdir -p "$out"
 
-need=(systemd-container debootstrap iproute2 openssh-client skopeo curl ca-certificates gnupg gpgv xz-utils)
-missing=(); for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then apt-get update -q; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; fi
+bash scripts/dev-tools.sh
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npm run --silent build
 bundle() { node dist/src/cli/main.js "$@"; }

@@ -5,18 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (sudo npm test): the lab hosts need network namespaces and systemd-nspawn" >&2; exit 2; }
 
-# Host tools the tests use. The registry, containerd, busybox and friends are downloaded as .debs and unpacked by
-# the tests themselves, never installed on this machine.
-need=(systemd-container debootstrap iproute2 openssh-client skopeo curl ca-certificates gnupg gpgv xz-utils strace shellcheck)
-missing=()
-for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "test.sh: installing ${missing[*]}"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-elif [ -z "$(find /var/lib/apt/lists -maxdepth 1 -type f ! -name lock -print -quit 2>/dev/null)" ]; then
-  apt-get update -q   # `apt-get download` in the fixtures needs package lists
-fi
+bash scripts/dev-tools.sh
 
 if [ ! -d node_modules ] || [ ! node_modules/.package-lock.json -nt package-lock.json ]; then npm ci --no-audit --no-fund; fi
 npm run --silent build

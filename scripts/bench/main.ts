@@ -12,8 +12,12 @@
  *
  * Without a name it runs build, then install, as the project's benchmark figures are taken (BENCH_SKIP_INSTALL=1
  * leaves install out). Each benchmark is loaded only when asked for: upload's child runs in the lab's netns
- * through this file too, and should not load the rest.
+ * through this file too, and should not load the rest. As root it first installs the tools the benchmarks run
+ * (skopeo, curl, GNU time, the lab's) with scripts/dev-tools.sh, as the test command does.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
 const BENCHMARKS: Record<string, (args: readonly string[]) => Promise<void>> = {
   build: async () => (await import('./build.js')).runBuildBench(),
   install: async () => (await import('./install.js')).runInstallBench(),
@@ -24,15 +28,19 @@ const BENCHMARKS: Record<string, (args: readonly string[]) => Promise<void>> = {
 };
 
 const [name, ...args] = process.argv.slice(2);
+if (name !== undefined && !(name in BENCHMARKS)) {
+  console.error(`usage: npm run bench [-- ${Object.keys(BENCHMARKS).join('|')} [args...]]`);
+  process.exit(2);
+}
+// not in upload's child (`upload --child`, in the lab's netns): its parent did it
+if (process.getuid?.() === 0 && !args.includes('--child')) {
+  const tools = spawnSync('bash', [fileURLToPath(new URL('../dev-tools.sh', import.meta.url))], { stdio: 'inherit' });
+  if (tools.status !== 0) process.exit(tools.status ?? 1);
+}
 if (name === undefined) {
   await BENCHMARKS.build!([]);
   if (process.env.BENCH_SKIP_INSTALL === '1') console.error('[bench] BENCH_SKIP_INSTALL=1: skipping the `bundle install` benchmark');
   else await BENCHMARKS.install!([]);
 } else {
-  const run = BENCHMARKS[name];
-  if (!run) {
-    console.error(`usage: npm run bench [-- ${Object.keys(BENCHMARKS).join('|')} [args...]]`);
-    process.exit(2);
-  }
-  await run(args);
+  await BENCHMARKS[name]!(args);
 }
