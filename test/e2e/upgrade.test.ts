@@ -3,8 +3,9 @@
  * v1.32.3, upgraded to v1.32.4 with a full bundle, then to v1.33.1 with a differential bundle made --since the
  * v1.32.4 lock (that run killed with SIGKILL inside the workers' rollout, and run again). After each, the API server
  * and every kubelet report the new version, the new control-plane images come through the seeded registry and the
- * old ones still do; a re-run has nothing to do. Refused before any host changes: the differential bundle on a
- * cluster that lacks its base, an upgrade that skips a minor (v1.32 → v1.34), a downgrade.
+ * old ones still do; a re-run has nothing to do. A node whose containerd is older than the bundle's has it upgraded
+ * and restarted inside its drain; the others keep theirs running. Refused before any host changes: the differential
+ * bundle on a cluster that lacks its base, an upgrade that skips a minor (v1.32 → v1.34), a downgrade.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -68,8 +69,8 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
   }
 
   /** a worker pulls by the upstream name, through containerd's certs.d, from the seeded registry */
-  async function pulls(l: Lab, refs: string[]): Promise<void> {
-    for (const ref of refs) await l.ssh(3, `ctr -n k8s.io images rm ${ref} >/dev/null 2>&1; ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d ${ref} >/dev/null`);
+  async function pulls(l: Lab, refs: string[], host = 3): Promise<void> {
+    for (const ref of refs) await l.ssh(host, `ctr -n k8s.io images rm ${ref} >/dev/null 2>&1; ctr -n k8s.io images pull --hosts-dir /etc/containerd/certs.d ${ref} >/dev/null`);
   }
 
   test('install v1.32.3; refused on it before any host changes: the differential v1.33.1 bundle (naming the base it lacks), v1.34.1 (skips a minor)', async () => {
@@ -98,6 +99,17 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
 
   test('v1.32.3 → v1.32.4 with a full bundle: every node upgraded in kubeadm\'s order, old and new images served; a re-run does nothing; a downgrade is refused', async () => {
     const l = lab();
+    // h2 runs an older containerd than the bundle carries (its dpkg record says so, as after a bundle built before
+    // Debian's last point release): upgraded and restarted inside h2's drain; h3's is the bundle's, left running
+    const containerd = async (i: number) => {
+      const [version, pid, started] = (await l.ssh(i, "dpkg-query -W -f '${Version}\\n' containerd; systemctl show -P MainPID containerd; systemctl show -P ExecMainStartTimestamp --timestamp=us+utc containerd")).stdout.trim().split('\n');
+      return { version: version!, pid: pid!, started: Date.parse(started!.replace(/^\w+ (\S+) (\S+) UTC$/, '$1T$2Z')) };
+    };
+    const bundled = (await containerd(2)).version;
+    await l.ssh(2, `sed -i '/^Package: containerd$/,/^$/ s/^Version: .*/Version: ${bundled}~older/' /var/lib/dpkg/status`);
+    const [h2Before, h3Before] = [await containerd(2), await containerd(3)];
+    assert.equal(h2Before.version, `${bundled}~older`);
+
     const r = await run(l, 'upgrade', v1324);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /Cluster upgraded\./);
@@ -115,6 +127,14 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     // one node at a time (--max-unavailable 1): the control plane, then h2, then h3, each back before the next goes
     assert.ok(at(/kubectl .*uncordon h1/) < at(/kubectl .*drain h2 /), 'h2 drained only once h1 was back');
     assert.ok(at(/kubectl .*uncordon h2/) < at(/kubectl .*drain h3 /), 'h3 drained only once h2 was back');
+    // the runtime: h2's upgraded to the bundle's and restarted between its drain and its uncordon, h3's untouched
+    const [h2After, h3After] = [await containerd(2), await containerd(3)];
+    assert.equal(h2After.version, bundled, 'h2\'s containerd is the bundle\'s');
+    assert.notEqual(h2After.pid, h2Before.pid, 'h2\'s containerd was restarted');
+    const time = (re: RegExp) => Date.parse(log.split('\n').find((line) => re.test(line))!.split(' ')[0]!);
+    assert.ok(time(/kubectl .*drain h2 /) <= h2After.started && h2After.started <= time(/kubectl .*uncordon h2/), 'inside h2\'s drain');
+    assert.deepEqual([h3After.version, h3After.pid], [h3Before.version, h3Before.pid], 'h3\'s containerd, already the bundle\'s, kept running');
+    await pulls(l, ['registry.k8s.io/pause:3.10'], 2);
     await pulls(l, ['registry.k8s.io/kube-proxy:v1.32.4', 'registry.k8s.io/kube-apiserver:v1.32.4', 'registry.k8s.io/kube-proxy:v1.32.3', 'registry.k8s.io/pause:3.10']);
     // the old packages stay on the hosts, for a rollback
     assert.match((await l.ssh(2, 'ls /var/lib/kube-bundle/*/packages/')).stdout, /kubelet_1\.32\.3-1\.1_amd64\.deb[\s\S]*kubelet_1\.32\.4-1\.1_amd64\.deb|kubelet_1\.32\.4-1\.1_amd64\.deb[\s\S]*kubelet_1\.32\.3-1\.1_amd64\.deb/);
