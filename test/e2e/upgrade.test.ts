@@ -97,7 +97,7 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     assert.match((await l.ssh(2, 'kubelet --version')).stdout, /v1\.32\.3/);
   });
 
-  test('v1.32.3 → v1.32.4 with a full bundle: every node upgraded in kubeadm\'s order, old and new images served; a re-run does nothing; a downgrade is refused', async () => {
+  test('v1.32.3 → v1.32.4 with a full bundle: --dry-run changes nothing; a failing node stops the rollout; the re-run upgrades every node in kubeadm\'s order, old and new images served; then nothing to do; a downgrade is refused', async () => {
     const l = lab();
     // h2 runs an older containerd than the bundle carries (its dpkg record says so, as after a bundle built before
     // Debian's last point release): upgraded and restarted inside h2's drain; h3's is the bundle's, left running
@@ -110,10 +110,38 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     const [h2Before, h3Before] = [await containerd(2), await containerd(3)];
     assert.equal(h2Before.version, `${bundled}~older`);
 
+    // --dry-run: every check, then per host the commands it would run; nothing changes
+    const journal = (await l.ssh(1, 'cat /var/lib/kube-bundle/journal')).stdout;
+    const dry = await run(l, 'upgrade', v1324, ['--dry-run']);
+    assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+    assert.match(dry.stderr, /kubeadm upgrade apply v1\.32\.4 --yes/);
+    assert.match(dry.stderr, /drain h3 --ignore-daemonsets/);
+    assert.match(dry.stdout, /Dry run: nothing was changed/);
+    assert.equal((await l.ssh(1, 'cat /var/lib/kube-bundle/journal')).stdout, journal, 'the dry run changed nothing');
+    assert.equal((await containerd(2)).version, `${bundled}~older`);
+
+    // a node that fails stops the rollout: h2's kubelet cannot be restarted (its unit masked); h3 is not drained,
+    // the control plane serves at v1.32.4, and the summary names h2, the step and how to go on
+    await l.ssh(2, 'systemctl mask kubelet');
+    const stopped = await run(l, 'upgrade', v1324);
+    assert.equal(stopped.code, 2, stopped.stdout + stopped.stderr);
+    assert.match(stopped.stderr, /The cluster runs v1\.32\.3 \(kubelets: v1\.32\.3\); upgrading to v1\.32\.4/);
+    const h2 = l.hosts[1]!.ip.replaceAll('.', '\\.');
+    assert.match(stopped.stdout, new RegExp(`Upgrade failed on 1 host\\(s\\); run it again to resume after fixing:\\n  h2 \\(${h2}\\) \\[${hosts.replaceAll('.', '\\.')}:2\\] — Upgrade the workers`));
+    // named by the step's own command, with apt's account of why (not the lock's plumbing around it)
+    assert.match(stopped.stdout, new RegExp(`${h2}: \`[^\`]*/installer/install-packages\\.sh [^\`]* kubelet=1\\.32\\.4-1\\.1 kubectl=1\\.32\\.4-1\\.1\` exited with 100:`));
+    assert.doesNotMatch(stopped.stdout, /flock/);
+    assert.match(stopped.stdout, /kubelet\.service is masked/);
+    assert.match(stopped.stderr, /hint: run the same command again to resume/);
+    assert.doesNotMatch((await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout, /drain h3 /, 'h3 was not drained');
+    assert.match((await l.ssh(3, 'kubelet --version')).stdout, /v1\.32\.3/);
+    assert.match((await l.ssh(1, `${KUBECTL} version`)).stdout, /Server Version: v1\.32\.4/);
+    await l.ssh(2, 'systemctl unmask kubelet');
+
     const r = await run(l, 'upgrade', v1324);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /Cluster upgraded\./);
-    assert.match(r.stderr, /The cluster runs v1\.32\.3 \(kubelets: v1\.32\.3\); upgrading to v1\.32\.4/);
+    assert.match(r.stderr, /The cluster runs v1\.32\.4 \(kubelets: v1\.32\.4, v1\.32\.3\); upgrading to v1\.32\.4/, 'the re-run took up the rollout where h2 stopped it');
     await assertVersion(l, 'v1.32.4');
     // kubeadm's order, as the stubs logged it: apply on the control plane, then drain → upgrade node → uncordon per worker
     const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout;

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { Secrets, shQuote, wrapCommand } from '../../src/core/ssh/command.js';
+import { RemoteCommandError } from '../../src/core/ssh/connection.js';
 import { checkHostKey, fingerprint, knownHostsName, parseKnownHosts } from '../../src/core/ssh/known-hosts.js';
 
 describe('command lines and known_hosts, no hosts needed', () => {
@@ -21,6 +22,29 @@ describe('command lines and known_hosts, no hosts needed', () => {
     const secrets = new Secrets();
     secrets.add('tok.en', '');
     assert.equal(secrets.redact('kubeadm join --token tok.en x tok.en'), 'kubeadm join --token *** x ***');
+  });
+
+  test('a failed command names host and command and ends with its output: stderr, led by stdout\'s end when stderr is short', () => {
+    // apt-get: dpkg's reason on stdout, one line on stderr
+    const apt = new RemoteCommandError('h2 (10.0.0.12)', 'install-packages.sh /b kubelet', {
+      code: 100,
+      stdout: 'Reading package lists...\nSetting up kubelet (1.32.4-1.1) ...\nFailed to enable unit: Unit file /etc/systemd/system/kubelet.service is masked.\n',
+      stderr: 'E: Sub-process /usr/bin/dpkg returned an error code (1)\n',
+    });
+    assert.equal(apt.message, [
+      'h2 (10.0.0.12): `install-packages.sh /b kubelet` exited with 100:',
+      '  Reading package lists...',
+      '  Setting up kubelet (1.32.4-1.1) ...',
+      '  Failed to enable unit: Unit file /etc/systemd/system/kubelet.service is masked.',
+      '  E: Sub-process /usr/bin/dpkg returned an error code (1)',
+    ].join('\n'));
+    // twelve lines at most, stderr's first
+    const many = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`).join('\n');
+    const long = new RemoteCommandError('h', 'x', { code: 1, stdout: many('out', 20), stderr: many('err', 10) });
+    assert.deepEqual(long.message.split('\n').slice(1).map((l) => l.trim()), ['out18', 'out19', ...many('err', 10).split('\n')]);
+    const only = new RemoteCommandError('h', 'x', { code: 1, stdout: many('out', 3), stderr: many('err', 15) });
+    assert.deepEqual(only.message.split('\n').slice(1).map((l) => l.trim()), many('err', 15).split('\n').slice(3));
+    assert.equal(new RemoteCommandError('h', 'x', { code: 3, stdout: '', stderr: '' }).message, 'h: `x` exited with 3');
   });
 
   test('known_hosts: plain, patterns, negation, [host]:port, hashed, revoked, other key types', () => {

@@ -58,6 +58,8 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** stop the command on the host after this long and throw (its exit status 124 is taken as the timeout) */
   timeoutMs?: number;
+  /** how a failure or timeout names the command, when `command` wraps it in plumbing the operator need not read */
+  name?: string;
 }
 
 export interface ExecResult {

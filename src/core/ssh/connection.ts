@@ -44,7 +44,11 @@ export interface SshOptions {
   log?(line: string): void;
 }
 
-/** A failed `run`: names host and command; the message ends with the last lines of stderr. */
+/**
+ * A failed `run`: names host and command; the message ends with the last lines of its output — stderr's, and when
+ * that is short the end of stdout before them (apt-get prints dpkg's reason there and only "E: Sub-process
+ * /usr/bin/dpkg returned an error code (1)" on stderr).
+ */
 export class RemoteCommandError extends UserError {
   constructor(
     readonly host: string,
@@ -53,14 +57,17 @@ export class RemoteCommandError extends UserError {
     hint?: string,
   ) {
     const status = result.code === null ? `was killed by ${result.signal ?? 'a signal'}` : `exited with ${result.code}`;
-    const tail = lastLines(result.stderr || result.stdout, 12);
+    const tail = outputTail(result, 12);
     super(`${host}: \`${command}\` ${status}${tail ? `:\n${tail.replace(/^/gm, '  ')}` : ''}`, hint);
     this.name = 'RemoteCommandError';
   }
 }
 
-function lastLines(text: string, n: number): string {
-  return text.trimEnd().split('\n').slice(-n).join('\n');
+function outputTail(result: ExecResult, n: number): string {
+  const lines = (text: string): string[] => (text.trim() ? text.trimEnd().split('\n') : []);
+  const err = lines(result.stderr).slice(-n);
+  const out = err.length < n ? lines(result.stdout).slice(-(n - err.length)) : [];
+  return [...out, ...err].join('\n');
 }
 
 /** Fast ciphers first: AES-GCM uses AES-NI in OpenSSL; chacha20 (ssh2's native binding) where AES is slow. */
@@ -231,7 +238,7 @@ export class Connection {
     if (opts.timeoutMs === undefined) return result;
     return result.then((r) => {
       if (r.code !== TIMEOUT_EXIT_CODE) return r;
-      throw new UserError(`${this.label}: \`${shown}\` did not finish within ${opts.timeoutMs! / 1000}s and was stopped`);
+      throw new UserError(`${this.label}: \`${this.secrets.redact(opts.name ?? command)}\` did not finish within ${opts.timeoutMs! / 1000}s and was stopped`);
     });
   }
 
@@ -241,7 +248,7 @@ export class Connection {
     if (result.code !== 0) {
       const redacted = { ...result, stdout: this.secrets.redact(result.stdout), stderr: this.secrets.redact(result.stderr) };
       const hint = !this.isRoot && /sudo: .*password/.test(result.stderr) ? `${this.user} needs passwordless sudo on ${this.label}` : undefined;
-      throw new RemoteCommandError(this.label, this.secrets.redact(command), redacted, hint);
+      throw new RemoteCommandError(this.label, this.secrets.redact(opts.name ?? command), redacted, hint);
     }
     return result;
   }

@@ -3,7 +3,7 @@
  * each with the line --dry-run prints for it, and the journaled phase that runs a list of steps on each of its
  * hosts and records itself in the host's journal when they are done.
  */
-import { shQuote } from '../../ssh/command.js';
+import { shQuote, type ExecOptions } from '../../ssh/command.js';
 import { uploadSmallFile } from '../../ssh/upload.js';
 import type { InstallContext, InstallHost } from '../context.js';
 import { hostScriptEnv, JOURNAL, REMOTE_ROOT } from '../host-paths.js';
@@ -26,7 +26,7 @@ export const bundleTar = (ctx: InstallContext): string => `${REMOTE_ROOT}/bundle
 /** The command that runs one of the bundle's host scripts (installer/), with the KB_* paths it reads (host-paths.ts). */
 export const hostScript = (ctx: InstallContext, script: string): string => `${hostScriptEnv()} ${bundleDir(ctx)}/installer/${script}`;
 
-export const command = (cmd: string, opts: { timeoutMs?: number } = {}): Step => ({
+export const command = (cmd: string, opts: Pick<ExecOptions, 'timeoutMs' | 'name'> = {}): Step => ({
   describe: cmd,
   run: (host) => host.conn.run(cmd, opts),
 });
@@ -36,7 +36,8 @@ export const command = (cmd: string, opts: { timeoutMs?: number } = {}): Step =>
  * re-run waits for the same step left running by a killed CLI, which runs to its end. The time limit covers the wait.
  */
 export const locked = (cmd: string, opts: { timeoutMs?: number } = {}): Step =>
-  command(hostLocked(cmd), opts.timeoutMs === undefined ? {} : { timeoutMs: lockedTimeoutMs(opts.timeoutMs) });
+  // a failure names the step's own command, not the lock and output plumbing around it
+  command(hostLocked(cmd), { name: cmd, ...(opts.timeoutMs === undefined ? {} : { timeoutMs: lockedTimeoutMs(opts.timeoutMs) }) });
 
 /** Write a file on the host; content may be computed when the step runs (a dry run never computes it). */
 export const file = (path: string, content: string | (() => Promise<string>), mode = 0o644, what = ''): Step => ({
