@@ -176,16 +176,21 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     assert.match(down.stderr, /the control plane runs v1\.32\.4, newer than the bundle's v1\.32\.3: kube-bundle does not downgrade/);
   });
 
-  test('v1.32.4 → v1.33.1 with a differential bundle far smaller than a full one', async () => {
+  test('v1.32.4 → v1.33.1 with a differential bundle far smaller than a full one, both workers at once, killed mid-rollout and run again', async () => {
     const l = lab();
     assert.ok(statSync(v1331.file).size * 10 < statSync(v1324.file).size, `differential ${statSync(v1331.file).size} B vs full ${statSync(v1324.file).size} B`);
-    // kill -9 of the CLI in the middle of the rollout (the workers' phase); the next plain run completes it
-    const killed = await killAt(l, ['upgrade', '--hosts', hosts, '--bundle', v1331.file, '--pubkey', v1331.pubkey], '• Upgrade the workers', 1500);
+    // both workers at once (--max-unavailable 2); kill -9 of the CLI in the middle of their rollout, and the same
+    // command run again completes it
+    const logBefore = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout.length;
+    const killed = await killAt(l, ['upgrade', '--hosts', hosts, '--bundle', v1331.file, '--pubkey', v1331.pubkey, '--max-unavailable', '2'], '• Upgrade the workers', 1500);
     assert.ok(killed, 'the CLI was killed inside the workers\' phase');
-    const r = await run(l, 'upgrade', v1331);
+    const r = await run(l, 'upgrade', v1331, ['--max-unavailable', '2']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stderr, /– h1 \(.*\): already done/, 'the re-run resumed: the control plane was done before the kill');
     await assertVersion(l, 'v1.33.1');
+    const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout.slice(logBefore);
+    assert.ok(log.search(/kubectl .*drain h3 /) < log.search(/kubectl .*uncordon h2/), 'h3 drained while h2 was still out (two at once)');
+    assert.ok(log.search(/kubectl .*uncordon h1/) < log.search(/kubectl .*drain h2 /), 'the workers only after the control plane');
     await pulls(l, ['registry.k8s.io/kube-proxy:v1.33.1', 'registry.k8s.io/coredns/coredns:v1.12.0', 'registry.k8s.io/kube-proxy:v1.32.4']);
     const again = await run(l, 'upgrade', v1331);
     assert.equal(again.code, 0, again.stdout + again.stderr);
