@@ -195,5 +195,12 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     const again = await run(l, 'upgrade', v1331);
     assert.equal(again.code, 0, again.stdout + again.stderr);
     assert.match(again.stdout, /Nothing to do/);
+    // --json: per phase and host, each one done before
+    const json = await run(l, 'upgrade', v1331, ['--json']);
+    assert.equal(json.code, 0, json.stdout + json.stderr);
+    const summary = JSON.parse(json.stdout) as { ok: boolean; changed: boolean; phases: { title: string; hosts: { host: string; line: number; status: string }[] }[] };
+    assert.deepEqual([summary.ok, summary.changed], [true, false]);
+    const workers = summary.phases.find((p) => p.title.startsWith('Upgrade the workers'));
+    assert.deepEqual(workers?.hosts.map((h) => [h.host, h.line, h.status]), [[`h2 (${l.hosts[1]!.ip})`, 2, 'skipped'], [`h3 (${l.hosts[2]!.ip})`, 3, 'skipped']]);
   });
 });
