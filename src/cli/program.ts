@@ -322,7 +322,12 @@ export function createProgram(): Command {
         'Then, in kubeadm\'s order: the new bundle on the hosts, its images added to the registry (which keeps serving),\n' +
         '`kubeadm upgrade apply` on the first control plane, `kubeadm upgrade node` on the others, then node by node\n' +
         '(control planes first, workers --max-unavailable at a time): drain, packages, kubelet restarted, Ready, uncordon.\n' +
-        'A node that fails stops the rollout. Safe to re-run: it resumes where it stopped; after success it does nothing.',
+        'A node that fails stops the rollout. Safe to re-run: it resumes where it stopped; after success it does nothing.\n' +
+        '\nExamples:\n' +
+        '  bundle upgrade --hosts hosts.txt --bundle kube-bundle-v1.32.4-debian-12-amd64.tar --pubkey signer.pub.asc --dry-run\n' +
+        '  bundle upgrade --hosts hosts.txt --bundle kube-bundle-v1.32.4-debian-12-amd64.tar --pubkey signer.pub.asc\n' +
+        '  bundle upgrade --hosts hosts.txt --bundle kube-bundle-v1.33.1-debian-12-amd64-since-v1.32.4.tar \\\n' +
+        '    --pubkey signer.pub.asc --max-unavailable 3   # a differential bundle; the hosts must hold v1.32.4\'s',
     )
     .action((flags: UpgradeFlags) =>
       siteCommand('upgrade', flags.json, async (signal, log, live) => {

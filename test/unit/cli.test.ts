@@ -34,6 +34,7 @@ const HELP: Record<string, string[]> = {
   inspect: ['<file>', '--json'],
   keygen: ['--out', '--name', 'KUBE_BUNDLE_PASSPHRASE'],
   install: ['--hosts', '--bundle', '--pubkey', '--allow-unsigned', '--identity', '--dry-run'],
+  upgrade: ['--hosts', '--bundle', '--pubkey', '--max-unavailable', '--concurrency', '--dry-run', '--json', 'Examples:', '--since'],
   reset: ['--hosts', '--yes', '--purge', '--dry-run'],
 };
 
