@@ -45,6 +45,9 @@ describe('command lines and known_hosts, no hosts needed', () => {
     const only = new RemoteCommandError('h', 'x', { code: 1, stdout: many('out', 3), stderr: many('err', 15) });
     assert.deepEqual(only.message.split('\n').slice(1).map((l) => l.trim()), many('err', 15).split('\n').slice(3));
     assert.equal(new RemoteCommandError('h', 'x', { code: 3, stdout: '', stderr: '' }).message, 'h: `x` exited with 3');
+    // output through a terminal: CRLF line ends, a progress line redrawn with CRs keeps its last text
+    const tty = new RemoteCommandError('h', 'x', { code: 1, stdout: 'Setting up kubelet ...\r\nFailed to enable unit: masked.\r\r\nProgress: 10%\rProgress: 90%\r\n', stderr: 'E: failed\r\n' });
+    assert.equal(tty.message, 'h: `x` exited with 1:\n  Setting up kubelet ...\n  Failed to enable unit: masked.\n  Progress: 90%\n  E: failed');
   });
 
   test('known_hosts: plain, patterns, negation, [host]:port, hashed, revoked, other key types', () => {

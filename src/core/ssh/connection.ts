@@ -64,7 +64,8 @@ export class RemoteCommandError extends UserError {
 }
 
 function outputTail(result: ExecResult, n: number): string {
-  const lines = (text: string): string[] => (text.trim() ? text.trimEnd().split('\n') : []);
+  // output through a terminal: CRLF (or CR CR LF) line ends; a progress line redrawn after bare CRs keeps its last text
+  const lines = (text: string): string[] => (text.trim() ? text.trimEnd().split('\n').map((l) => l.replace(/\r+$/, '').replace(/^.*\r/, '')) : []);
   const err = lines(result.stderr).slice(-n);
   const out = err.length < n ? lines(result.stdout).slice(-(n - err.length)) : [];
   return [...out, ...err].join('\n');
@@ -216,8 +217,8 @@ export class Connection {
 
   /** Runs a shell command as root; resolves with its exit status and output whatever the status. */
   exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const shown = this.secrets.redact(command);
-    this.options.log?.(`${this.label}$ ${shown}`);
+    this.options.log?.(`${this.label}$ ${this.secrets.redact(command)}`);
+    const shown = this.secrets.redact(opts.name ?? command); // how errors name it
     const line = wrapCommand(command, {
       sudo: !this.isRoot,
       ...(opts.env ? { env: opts.env } : {}),
@@ -238,11 +239,11 @@ export class Connection {
     if (opts.timeoutMs === undefined) return result;
     return result.then((r) => {
       if (r.code !== TIMEOUT_EXIT_CODE) return r;
-      throw new UserError(`${this.label}: \`${this.secrets.redact(opts.name ?? command)}\` did not finish within ${opts.timeoutMs! / 1000}s and was stopped`);
+      throw new UserError(`${this.label}: \`${shown}\` did not finish within ${opts.timeoutMs! / 1000}s and was stopped`);
     });
   }
 
-  /** Like exec, but a non-zero exit is a RemoteCommandError carrying host, command and the end of stderr. */
+  /** Like exec, but a non-zero exit is a RemoteCommandError carrying host, command and the end of its output. */
   async run(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     const result = await this.exec(command, opts);
     if (result.code !== 0) {
