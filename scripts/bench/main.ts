@@ -28,7 +28,7 @@ const BENCHMARKS: Record<string, (args: readonly string[]) => Promise<void>> = {
 };
 
 const [name, ...args] = process.argv.slice(2);
-if (name !== undefined && !(name in BENCHMARKS)) {
+if (name !== undefined && !Object.hasOwn(BENCHMARKS, name)) {
   console.error(`usage: npm run bench [-- ${Object.keys(BENCHMARKS).join('|')} [args...]]`);
   process.exit(2);
 }

@@ -97,7 +97,7 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     assert.match((await l.ssh(2, 'kubelet --version')).stdout, /v1\.32\.3/);
   });
 
-  test('v1.32.3 → v1.32.4 with a full bundle: --dry-run changes nothing; a failing node stops the rollout; the re-run upgrades every node in kubeadm\'s order, old and new images served; then nothing to do; a downgrade is refused', async () => {
+  test('v1.32.3 → v1.32.4 with a full bundle: --dry-run changes nothing; a failing node stops the rollout; the re-run upgrades every node in kubeadm\'s order, old and new images served; then nothing to do; a downgrade is refused', async (t) => {
     const l = lab();
     // h2 runs an older containerd than the bundle carries (its dpkg record says so, as after a bundle built before
     // Debian's last point release): upgraded and restarted inside h2's drain; h3's is the bundle's, left running
@@ -123,6 +123,7 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     // a node that fails stops the rollout: h2's kubelet cannot be restarted (its unit masked); h3 is not drained,
     // the control plane serves at v1.32.4, and the summary names h2, the step and how to go on
     await l.ssh(2, 'systemctl mask kubelet');
+    t.after(() => l.ssh(2, 'systemctl unmask kubelet', { check: false })); // whatever fails below, the next test has h2 back
     const stopped = await run(l, 'upgrade', v1324);
     assert.equal(stopped.code, 2, stopped.stdout + stopped.stderr);
     assert.match(stopped.stderr, /The cluster runs v1\.32\.3 \(kubelets: v1\.32\.3\); upgrading to v1\.32\.4/);
@@ -145,7 +146,11 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     await assertVersion(l, 'v1.32.4');
     // kubeadm's order, as the stubs logged it: apply on the control plane, then drain → upgrade node → uncordon per worker
     const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout;
-    const at = (re: RegExp) => log.search(re);
+    const at = (re: RegExp) => {
+      const i = log.search(re);
+      assert.ok(i >= 0, `${re} in the stubs' log`);
+      return i;
+    };
     assert.ok(at(/kubeadm upgrade apply v1\.32\.4/) >= 0, 'upgrade apply ran');
     assert.ok(at(/kubeadm upgrade plan v1\.32\.4/) < at(/kubeadm upgrade apply v1\.32\.4/), 'plan before apply');
     for (const w of ['h2', 'h3']) {
@@ -160,7 +165,7 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     assert.equal(h2After.version, bundled, 'h2\'s containerd is the bundle\'s');
     assert.notEqual(h2After.pid, h2Before.pid, 'h2\'s containerd was restarted');
     const time = (re: RegExp) => Date.parse(log.split('\n').find((line) => re.test(line))!.split(' ')[0]!);
-    assert.ok(time(/kubectl .*drain h2 /) <= h2After.started && h2After.started <= time(/kubectl .*uncordon h2/), 'inside h2\'s drain');
+    assert.ok(time(/kubectl .*drain h2 /) <= h2After.started && h2After.started <= time(/kubectl .*uncordon h2/), 'after h2 was drained, before it was uncordoned');
     assert.deepEqual([h3After.version, h3After.pid], [h3Before.version, h3Before.pid], 'h3\'s containerd, already the bundle\'s, kept running');
     await pulls(l, ['registry.k8s.io/pause:3.10'], 2);
     await pulls(l, ['registry.k8s.io/kube-proxy:v1.32.4', 'registry.k8s.io/kube-apiserver:v1.32.4', 'registry.k8s.io/kube-proxy:v1.32.3', 'registry.k8s.io/pause:3.10']);
@@ -189,8 +194,13 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     assert.match(r.stderr, /– h1 \(.*\): already done/, 'the re-run resumed: the control plane was done before the kill');
     await assertVersion(l, 'v1.33.1');
     const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout.slice(logBefore);
-    assert.ok(log.search(/kubectl .*drain h3 /) < log.search(/kubectl .*uncordon h2/), 'h3 drained while h2 was still out (two at once)');
-    assert.ok(log.search(/kubectl .*uncordon h1/) < log.search(/kubectl .*drain h2 /), 'the workers only after the control plane');
+    const at = (re: RegExp) => {
+      const i = log.search(re);
+      assert.ok(i >= 0, `${re} in the stubs' log`);
+      return i;
+    };
+    assert.ok(at(/kubectl .*drain h3 /) < at(/kubectl .*uncordon h2/), 'h3 drained while h2 was still out (two at once)');
+    assert.ok(at(/kubectl .*uncordon h1/) < at(/kubectl .*drain h2 /), 'the workers only after the control plane');
     await pulls(l, ['registry.k8s.io/kube-proxy:v1.33.1', 'registry.k8s.io/coredns/coredns:v1.12.0', 'registry.k8s.io/kube-proxy:v1.32.4']);
     const again = await run(l, 'upgrade', v1331);
     assert.equal(again.code, 0, again.stdout + again.stderr);
