@@ -188,12 +188,15 @@ describe('bundle install --vip in the lab', () => {
     assert.match(again.stdout, /Nothing to do/);
   });
 
-  test('bundle upgrade to v1.32.4: the API answers through the address at every moment of the rollout', async (t: TestContext) => {
+  test('bundle upgrade to v1.32.4: the API answers through the address at every moment of the rollout, while each joined control plane\'s API server restarts', async (t: TestContext) => {
     const l = lab();
     const [holder] = await holders();
-    // from the lab bridge, one request through the address every 100 ms for as long as the upgrade runs
+    const lbPids = async () => Promise.all([1, 2, 3].map(async (i) => (await l.ssh(i, 'systemctl show -P MainPID haproxy keepalived')).stdout.trim()));
+    const pidsBefore = await lbPids();
+    // from the lab bridge, one request through the address every 100 ms for as long as the upgrade runs: its start
+    // and end (ns) and the answer, one line each
     const poller = spawn('ip', ['netns', 'exec', l.netns, 'bash', '-c',
-      `while :; do printf '%s ' "$(date +%s%N)"; timeout 2 bash -c 'exec 3<>/dev/tcp/${VIP}/8443; echo VERSION >&3; cat <&3' 2>&1 | tr '\\n' ' '; echo; sleep 0.1; done`],
+      `while :; do s=$(date +%s%N); r=$(timeout 10 bash -c 'exec 3<>/dev/tcp/${VIP}/8443; echo VERSION >&3; cat <&3' 2>&1 | tr '\\n' ' '); echo "$s $(date +%s%N) $r"; sleep 0.1; done`],
     { stdio: ['ignore', 'pipe', 'ignore'] });
     let answers = '';
     poller.stdout.setEncoding('utf8').on('data', (s: string) => (answers += s));
@@ -201,17 +204,31 @@ describe('bundle install --vip in the lab', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /Cluster upgraded/);
     const lines = answers.slice(0, answers.lastIndexOf('\n')).split('\n'); // a line cut by the kill left out
-    assert.ok(lines.length > 50, `the address was asked ${lines.length} times during the upgrade`);
-    const failed = lines.filter((line) => !/^\d+ OK v1\.32\.[34] $/.test(line));
-    assert.deepEqual(failed, [], 'every request through the address was answered');
-    t.diagnostic(`${lines.length} requests through the address during the upgrade, every one answered`);
-    assert.match(lines.at(-1)!, /OK v1\.32\.4/, 'the API server answers with the new version');
-    // kubeadm's order on three control planes: apply on the first, `upgrade node` on the other two, one at a time
+    const requests = lines.map((line) => {
+      const [start, end, ...answer] = line.split(' ');
+      return { start: Number(start) / 1e6, ms: (Number(end) - Number(start)) / 1e6, answer: answer.join(' ') };
+    });
+    assert.ok(requests.length > 50, `the address was asked ${requests.length} times during the upgrade`);
+    assert.deepEqual(requests.filter((q) => !/^OK v1\.32\.[34] $/.test(q.answer)), [], 'every request through the address was answered');
+    assert.match(requests.at(-1)!.answer, /OK v1\.32\.4/, 'the API server answers with the new version');
+    // kubeadm's order on three control planes: apply on the first, `upgrade node` on the other two, one at a time;
+    // each of those took its API server away for a while (the stub's static Pod restart), and the address answered
     const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout;
     assert.match(log, /kubeadm upgrade apply v1\.32\.4/);
-    for (const i of [2, 3]) assert.match((await l.ssh(i, 'cat /var/log/kube-stub.log')).stdout, /kubeadm upgrade node/, `h${i} upgraded with kubeadm upgrade node`);
+    for (const i of [2, 3]) {
+      const own = (await l.ssh(i, 'cat /var/log/kube-stub.log')).stdout;
+      assert.match(own, /kubeadm upgrade node/, `h${i} upgraded with kubeadm upgrade node`);
+      const at = (re: RegExp) => Date.parse(own.split('\n').find((line) => re.test(line))?.split(' ')[0] ?? 'none');
+      const [down, up] = [at(/kube-apiserver restarting/), at(/kube-apiserver back/)];
+      assert.ok(down < up, `h${i}'s API server went away and came back`);
+      const during = requests.filter((q) => q.start >= down && q.start + q.ms <= up);
+      assert.ok(during.length >= 10, `${during.length} requests through the address while h${i}'s API server was down`);
+      t.diagnostic(`h${i}'s API server down ${((up - down) / 1000).toFixed(1)} s: ${during.length} requests through the address, all answered, the slowest in ${Math.max(...during.map((q) => q.ms)).toFixed(0)} ms`);
+    }
+    t.diagnostic(`${requests.length} requests through the address during the upgrade, every one answered; the slowest in ${Math.max(...requests.map((q) => q.ms)).toFixed(0)} ms`);
     for (const i of HOSTS) assert.match((await l.ssh(i, 'kubelet --version')).stdout, /Kubernetes v1\.32\.4/, `h${i}'s kubelet`);
     assert.deepEqual(await holders(), [holder], 'the address stayed where it was');
+    assert.deepEqual(await lbPids(), pidsBefore, 'haproxy and keepalived ran on throughout, untouched');
   });
 
   test('bundle reset stops haproxy and keepalived, removes their configs and puts the distribution\'s haproxy.cfg back', async () => {

@@ -254,6 +254,8 @@ class Host {
       FAKE_DIR: fake,
       FAKE_IP: ip,
       FAKE_HOSTNAME: name,
+      // the API server a control plane's `kubeadm upgrade` restarts is away for no time here (8 s in the lab)
+      KUBE_STUB_APISERVER_RESTART_SECONDS: '0',
       HOME: '/root',
       LC_ALL: 'C',
     };
@@ -1152,6 +1154,10 @@ describe('stub cluster: what `bundle upgrade` relies on (kubectl version/drain/u
     assert.match(cp.stdout, /\[upgrade\/control-plane\] The control plane instance for this node was successfully upgraded!/);
     assert.ok((await cp2.pulls()).includes('registry.k8s.io/kube-apiserver:v1.32.4'));
     assert.match(await cp2.read('etc/kubernetes/manifests/kube-scheduler.yaml'), /image: registry\.k8s\.io\/kube-scheduler:v1\.32\.4\n/);
+    // its API server restarted with its new static Pod: the socket stopped, started again, answering before kubeadm ends
+    const calls = (await cp2.calls()).filter((c) => c.includes('kube-stub-apiserver.socket'));
+    assert.deepEqual(calls.slice(-2), ['systemctl stop kube-stub-apiserver.socket', 'systemctl enable --now kube-stub-apiserver.socket']);
+    assert.match(await cp2.read('var/log/kube-stub.log'), /kubeadm # upgrade: kube-apiserver restarting, this host's API server down for 0s\n.*kubeadm # upgrade: kube-apiserver back\n/);
     const plan = await cp1.ok('kubeadm', ['upgrade', 'plan', 'v1.33.1']);
     assert.match(plan.stdout, /^kube-apiserver\s+cp2\s+v1\.32\.4\s+v1\.33\.1$/m);
 

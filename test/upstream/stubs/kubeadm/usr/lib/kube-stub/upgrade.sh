@@ -193,7 +193,25 @@ upgrade_static_pods() {
   done
   mapfile -t images < <(control_plane_images)
   write_static_pods "${images[@]}" >/dev/null
+  restart_api_server
   echo "[upgrade/control-plane] The control plane instance for this node was successfully upgraded!"
+}
+
+# The kubelet restarts the kube-apiserver static pod when its manifest changes, and kubeadm waits until it answers
+# again: this host's API server is away for a while (a real one 10-30 s). The stub stops this host's API socket for
+# KUBE_STUB_APISERVER_RESTART_SECONDS (default 8, longer than haproxy's 3 checks 2 s apart take to mark a server
+# down), then starts it again. Only on a control plane that joined: the first one holds the stub cluster's only
+# records and the others relay to it, where a real cluster's API servers read etcd's quorum.
+restart_api_server() {
+  local seconds=${KUBE_STUB_APISERVER_RESTART_SECONDS:-8}
+  # shellcheck disable=SC2153 # CLUSTER_DIR is lib.sh's, as everywhere in the stub
+  [[ ! -d $CLUSTER_DIR ]] || return 0
+  [[ $STUB_LIB -ef $ROOT/usr/lib/kube-stub ]] && systemctl is-active --quiet "$API_SOCKET_UNIT" 2>/dev/null || return 0
+  stub_note "upgrade: kube-apiserver restarting, this host's API server down for ${seconds}s"
+  systemctl stop "$API_SOCKET_UNIT"
+  sleep "$seconds"
+  start_api_endpoint # the socket listens once systemctl returns: the next connection is served
+  stub_note "upgrade: kube-apiserver back"
 }
 
 # The kubelet config rewritten from the cluster's (kubeletconfig.go: backed up to /etc/kubernetes/tmp first).
