@@ -184,11 +184,15 @@ describe('resume from any moment: the CLI killed inside every phase', () => {
     const next = random(SEED + 1);
     const resetArgs = ['reset', '--hosts', hostsFile(), '--yes'];
     // reset prints no phases: it is killed by time from its start (starting and connecting take about 1.5 s, the
-    // first reset's work on the hosts a few seconds more; later ones find less to do)
+    // first reset's work on the hosts a few seconds more; later ones find less to do, and how long all of it takes
+    // depends on the machine). A run that ends before its kill says how long a reset takes now: the next kill falls
+    // at a random point inside that time. Five kills that land, in ten runs at most.
     const points: string[] = [];
-    for (let k = 0; k < 5; k++) {
-      const delay = 1200 + next(1500);
-      points.push(`+${delay}ms${(await killAfter(l, resetArgs, delay)) ? '' : ' (ended first)'}`);
+    let delay = 1200 + next(1500);
+    while (points.filter((p) => !p.includes('ended first')).length < 5 && points.length < 10) {
+      const run = await killAfter(l, resetArgs, delay);
+      points.push(`+${delay}ms${run.killed ? '' : ` (ended first, at ${run.elapsedMs}ms)`}`);
+      delay = run.killed ? 1200 + next(1500) : Math.floor(run.elapsedMs * (0.3 + next(600) / 1000));
     }
     t.diagnostic(`reset killed at ${points.join(', ')}`);
     assert.ok(points.filter((p) => !p.includes('ended first')).length >= 2, `reset was killed too rarely: ${points.join(', ')}`);
@@ -201,9 +205,10 @@ describe('resume from any moment: the CLI killed inside every phase', () => {
   });
 });
 
-/** Run the CLI and SIGKILL it `delayMs` after it starts; true when it was killed before it ended. */
-function killAfter(lab: Lab, args: string[], delayMs: number): Promise<boolean> {
+/** Run the CLI and SIGKILL it `delayMs` after it starts: whether it was killed before it ended, and when it ended. */
+function killAfter(lab: Lab, args: string[], delayMs: number): Promise<{ killed: boolean; elapsedMs: number }> {
   const argv = ['netns', 'exec', lab.netns, process.execPath, '--import', 'tsx', CLI_MAIN, ...args, '-i', lab.keyFile, '--known-hosts', lab.knownHostsFile];
+  const started = Date.now();
   const child = spawn('ip', argv, { stdio: 'ignore' });
   let killed = false;
   const timer = setTimeout(() => {
@@ -212,7 +217,7 @@ function killAfter(lab: Lab, args: string[], delayMs: number): Promise<boolean> 
   return new Promise((resolve) => {
     child.on('exit', () => {
       clearTimeout(timer);
-      resolve(killed);
+      resolve({ killed, elapsedMs: Date.now() - started });
     });
   });
 }
