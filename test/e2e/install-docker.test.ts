@@ -3,6 +3,7 @@
  * 26 and cri-dockerd (its bookworm build) from a debian-13 bundle, on Debian 13 hosts with no route out; stub
  * kubeadm/kubelet/kubectl/cri-dockerd.
  * The simulated upstream is NOT running while install runs: every pull can only be served by the seeded registry.
+ * Then `bundle upgrade` to v1.32.4 upgrades a worker's older Docker inside its drain.
  *
  * Inside the lab hosts (root on overlayfs) dockerd cannot use overlay2 ("failed to mount overlay: invalid argument")
  * and picks the vfs storage driver by itself: slower and bigger, but real pulls and real layers.
@@ -12,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { buildTestBundle, type TestBundle } from '../helpers/bundle.js';
+import { buildTestBundles, type TestBundle } from '../helpers/bundle.js';
 import { labCli } from '../helpers/lab-cli.js';
 import { useLab } from '../lab/lab.js';
 
@@ -25,12 +26,14 @@ describe('bundle install --runtime docker in the lab', () => {
   const lab = useLab(2, { suite: 'trixie', lockWaitMs: 600_000 });
   let dir: string;
   let bundle: TestBundle;
+  let newer: TestBundle;
   let hosts: string;
   let registry: string;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kb-install-docker-'));
-    bundle = await buildTestBundle(dir, ['--runtime', 'docker'], { target: 'debian-13' });
+    const extra = ['--runtime', 'docker'];
+    [bundle, newer] = (await buildTestBundles(dir, [{ version: 'v1.32.3', extra }, { version: 'v1.32.4', extra }], { target: 'debian-13' })) as [TestBundle, TestBundle];
     hosts = join(dir, 'hosts.txt');
     writeFileSync(hosts, `${lab().hosts[0]!.ip} control-plane\n${lab().hosts[1]!.ip} worker\n`);
     registry = `${lab().hosts[0]!.ip}:5000`;
@@ -101,6 +104,31 @@ describe('bundle install --runtime docker in the lab', () => {
     const again = await install();
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /Nothing to do/);
+  });
+
+  test('bundle upgrade to v1.32.4: the worker whose Docker is older than the bundle\'s gets it upgraded, docker and cri-docker restarted inside its drain; the control plane\'s keep running', async () => {
+    const l = lab();
+    const docker = async (i: number) => {
+      // (systemctl show puts an empty line between units)
+      const [version, ...pids] = (await l.ssh(i, "dpkg-query -W -f '${Version}\\n' docker.io; systemctl show -P MainPID docker cri-docker")).stdout.trim().split('\n').filter(Boolean);
+      const started = (await l.ssh(i, 'systemctl show -P ExecMainStartTimestamp --timestamp=us+utc docker')).stdout.trim();
+      return { version: version!, pids, started: Date.parse(started.replace(/^\w+ (\S+) (\S+) UTC$/, '$1T$2Z')) };
+    };
+    // h2's dpkg record says its Docker is older than the bundle's (a bundle built before Debian's last update of it)
+    const bundled = (await docker(2)).version;
+    await l.ssh(2, `sed -i '/^Package: docker.io$/,/^$/ s/^Version: .*/Version: ${bundled}~older/' /var/lib/dpkg/status`);
+    const [h1Before, h2Before] = [await docker(1), await docker(2)];
+    const r = await bundleCli(['upgrade', '--hosts', hosts, '--bundle', newer.file, '--pubkey', newer.pubkey]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Cluster upgraded/);
+    const [h1After, h2After] = [await docker(1), await docker(2)];
+    assert.equal(h2After.version, bundled, 'h2\'s Docker is the bundle\'s');
+    assert.ok(h2After.pids.every((pid, k) => pid !== h2Before.pids[k] && pid !== '0'), `docker and cri-docker restarted on h2: ${h2Before.pids} → ${h2After.pids}`);
+    const log = (await l.ssh(1, `cat ${LOG}`)).stdout.split('\n');
+    const time = (re: RegExp) => Date.parse(log.find((line) => re.test(line))?.split(' ')[0] ?? 'none');
+    assert.ok(time(/kubectl .*drain h2 /) <= h2After.started && h2After.started <= time(/kubectl .*uncordon h2/), 'after h2 was drained, before it was uncordoned');
+    assert.deepEqual(h1After, h1Before, 'h1\'s Docker, already the bundle\'s, kept running');
+    for (const i of [1, 2]) assert.match((await l.ssh(i, 'kubelet --version')).stdout, /Kubernetes v1\.32\.4/, `h${i}'s kubelet`);
   });
 
   test('bundle reset stops Docker and cri-dockerd and removes what install wrote, putting the site\'s daemon.json back', async () => {
