@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildTestBundles, type TestBundle } from '../helpers/bundle.js';
+import { recordOlder, runtimeState, StubLog } from '../helpers/host-state.js';
 import { labCli } from '../helpers/lab-cli.js';
 import { useLab } from '../lab/lab.js';
 
@@ -108,15 +109,9 @@ describe('bundle install --runtime docker in the lab', () => {
 
   test('bundle upgrade to v1.32.4: the worker whose Docker is older than the bundle\'s gets it upgraded, docker and cri-docker restarted inside its drain; the control plane\'s keep running', async () => {
     const l = lab();
-    const docker = async (i: number) => {
-      // (systemctl show puts an empty line between units)
-      const [version, ...pids] = (await l.ssh(i, "dpkg-query -W -f '${Version}\\n' docker.io; systemctl show -P MainPID docker cri-docker")).stdout.trim().split('\n').filter(Boolean);
-      const started = (await l.ssh(i, 'systemctl show -P ExecMainStartTimestamp --timestamp=us+utc docker')).stdout.trim();
-      return { version: version!, pids, started: Date.parse(started.replace(/^\w+ (\S+) (\S+) UTC$/, '$1T$2Z')) };
-    };
+    const docker = (i: number) => runtimeState(l, i, 'docker.io', ['docker', 'cri-docker']);
     // h2's dpkg record says its Docker is older than the bundle's (a bundle built before Debian's last update of it)
-    const bundled = (await docker(2)).version;
-    await l.ssh(2, `sed -i '/^Package: docker.io$/,/^$/ s/^Version: .*/Version: ${bundled}~older/' /var/lib/dpkg/status`);
+    const bundled = await recordOlder(l, 2, 'docker.io');
     const [h1Before, h2Before] = [await docker(1), await docker(2)];
     const r = await bundleCli(['upgrade', '--hosts', hosts, '--bundle', newer.file, '--pubkey', newer.pubkey]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -124,9 +119,8 @@ describe('bundle install --runtime docker in the lab', () => {
     const [h1After, h2After] = [await docker(1), await docker(2)];
     assert.equal(h2After.version, bundled, 'h2\'s Docker is the bundle\'s');
     assert.ok(h2After.pids.every((pid, k) => pid !== h2Before.pids[k] && pid !== '0'), `docker and cri-docker restarted on h2: ${h2Before.pids} → ${h2After.pids}`);
-    const log = (await l.ssh(1, `cat ${LOG}`)).stdout.split('\n');
-    const time = (re: RegExp) => Date.parse(log.find((line) => re.test(line))?.split(' ')[0] ?? 'none');
-    assert.ok(time(/kubectl .*drain h2 /) <= h2After.started && h2After.started <= time(/kubectl .*uncordon h2/), 'after h2 was drained, before it was uncordoned');
+    const log = await StubLog.of(l, 1);
+    assert.ok(log.time(/kubectl .*drain h2 /) <= h2After.started && h2After.started <= log.time(/kubectl .*uncordon h2/), 'after h2 was drained, before it was uncordoned');
     assert.deepEqual(h1After, h1Before, 'h1\'s Docker, already the bundle\'s, kept running');
     for (const i of [1, 2]) assert.match((await l.ssh(i, 'kubelet --version')).stdout, /Kubernetes v1\.32\.4/, `h${i}'s kubelet`);
   });

@@ -14,6 +14,7 @@ import { readMembers } from '../helpers/bundle-members.js';
 import { MANIFEST_FILE } from '../../src/core/bundle/paths.js';
 import { buildTestBundles, type TestBundle } from '../helpers/bundle.js';
 import { stubKubeadmConfig } from '../helpers/host-secrets.js';
+import { StubLog } from '../helpers/host-state.js';
 import { labCli, writeLabHostsFile } from '../helpers/lab-cli.js';
 import { useLab, type Lab } from '../lab/lab.js';
 
@@ -216,10 +217,9 @@ describe('bundle install --vip in the lab', () => {
     const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout;
     assert.match(log, /kubeadm upgrade apply v1\.32\.4/);
     for (const i of [2, 3]) {
-      const own = (await l.ssh(i, 'cat /var/log/kube-stub.log')).stdout;
-      assert.match(own, /kubeadm upgrade node/, `h${i} upgraded with kubeadm upgrade node`);
-      const at = (re: RegExp) => Date.parse(own.split('\n').find((line) => re.test(line))?.split(' ')[0] ?? 'none');
-      const [down, up] = [at(/kube-apiserver restarting/), at(/kube-apiserver back/)];
+      const own = await StubLog.of(l, i);
+      assert.match(own.text, /kubeadm upgrade node/, `h${i} upgraded with kubeadm upgrade node`);
+      const [down, up] = [own.time(/kube-apiserver restarting/), own.time(/kube-apiserver back/)];
       assert.ok(down < up, `h${i}'s API server went away and came back`);
       const during = requests.filter((q) => q.start >= down && q.start + q.ms <= up);
       assert.ok(during.length >= 10, `${during.length} requests through the address while h${i}'s API server was down`);

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildTestBundles, type TestBundle } from '../helpers/bundle.js';
+import { recordOlder, runtimeState, StubLog } from '../helpers/host-state.js';
 import { CLI_MAIN } from '../helpers/cli.js';
 import { labCli } from '../helpers/lab-cli.js';
 import { useLab, type Lab } from '../lab/lab.js';
@@ -101,12 +102,8 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     const l = lab();
     // h2 runs an older containerd than the bundle carries (its dpkg record says so, as after a bundle built before
     // Debian's last point release): upgraded and restarted inside h2's drain; h3's is the bundle's, left running
-    const containerd = async (i: number) => {
-      const [version, pid, started] = (await l.ssh(i, "dpkg-query -W -f '${Version}\\n' containerd; systemctl show -P MainPID containerd; systemctl show -P ExecMainStartTimestamp --timestamp=us+utc containerd")).stdout.trim().split('\n');
-      return { version: version!, pid: pid!, started: Date.parse(started!.replace(/^\w+ (\S+) (\S+) UTC$/, '$1T$2Z')) };
-    };
-    const bundled = (await containerd(2)).version;
-    await l.ssh(2, `sed -i '/^Package: containerd$/,/^$/ s/^Version: .*/Version: ${bundled}~older/' /var/lib/dpkg/status`);
+    const containerd = (i: number) => runtimeState(l, i, 'containerd', ['containerd']);
+    const bundled = await recordOlder(l, 2, 'containerd');
     const [h2Before, h3Before] = [await containerd(2), await containerd(3)];
     assert.equal(h2Before.version, `${bundled}~older`);
 
@@ -145,12 +142,8 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     assert.match(r.stderr, /The cluster runs v1\.32\.4 \(kubelets: v1\.32\.4, v1\.32\.3\); upgrading to v1\.32\.4/, 'the re-run took up the rollout where h2 stopped it');
     await assertVersion(l, 'v1.32.4');
     // kubeadm's order, as the stubs logged it: apply on the control plane, then drain → upgrade node → uncordon per worker
-    const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout;
-    const at = (re: RegExp) => {
-      const i = log.search(re);
-      assert.ok(i >= 0, `${re} in the stubs' log`);
-      return i;
-    };
+    const log = await StubLog.of(l, 1);
+    const at = (re: RegExp) => log.at(re);
     assert.ok(at(/kubeadm upgrade apply v1\.32\.4/) >= 0, 'upgrade apply ran');
     assert.ok(at(/kubeadm upgrade plan v1\.32\.4/) < at(/kubeadm upgrade apply v1\.32\.4/), 'plan before apply');
     for (const w of ['h2', 'h3']) {
@@ -163,10 +156,9 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     // the runtime: h2's upgraded to the bundle's and restarted between its drain and its uncordon, h3's untouched
     const [h2After, h3After] = [await containerd(2), await containerd(3)];
     assert.equal(h2After.version, bundled, 'h2\'s containerd is the bundle\'s');
-    assert.notEqual(h2After.pid, h2Before.pid, 'h2\'s containerd was restarted');
-    const time = (re: RegExp) => Date.parse(log.split('\n').find((line) => re.test(line))!.split(' ')[0]!);
-    assert.ok(time(/kubectl .*drain h2 /) <= h2After.started && h2After.started <= time(/kubectl .*uncordon h2/), 'after h2 was drained, before it was uncordoned');
-    assert.deepEqual([h3After.version, h3After.pid], [h3Before.version, h3Before.pid], 'h3\'s containerd, already the bundle\'s, kept running');
+    assert.notEqual(h2After.pids[0], h2Before.pids[0], 'h2\'s containerd was restarted');
+    assert.ok(log.time(/kubectl .*drain h2 /) <= h2After.started && h2After.started <= log.time(/kubectl .*uncordon h2/), 'after h2 was drained, before it was uncordoned');
+    assert.deepEqual([h3After.version, h3After.pids], [h3Before.version, h3Before.pids], 'h3\'s containerd, already the bundle\'s, kept running');
     await pulls(l, ['registry.k8s.io/pause:3.10'], 2);
     await pulls(l, ['registry.k8s.io/kube-proxy:v1.32.4', 'registry.k8s.io/kube-apiserver:v1.32.4', 'registry.k8s.io/kube-proxy:v1.32.3', 'registry.k8s.io/pause:3.10']);
     // the old packages stay on the hosts, for a rollback
@@ -193,12 +185,8 @@ describe('bundle upgrade: v1.32.3 → v1.32.4 (full bundle) → v1.33.1 (differe
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stderr, /– h1 \(.*\): already done/, 'the re-run resumed: the control plane was done before the kill');
     await assertVersion(l, 'v1.33.1');
-    const log = (await l.ssh(1, 'cat /var/log/kube-stub.log')).stdout.slice(logBefore);
-    const at = (re: RegExp) => {
-      const i = log.search(re);
-      assert.ok(i >= 0, `${re} in the stubs' log`);
-      return i;
-    };
+    const log = await StubLog.of(l, 1, logBefore);
+    const at = (re: RegExp) => log.at(re);
     assert.ok(at(/kubectl .*drain h3 /) < at(/kubectl .*uncordon h2/), 'h3 drained while h2 was still out (two at once)');
     assert.ok(at(/kubectl .*uncordon h1/) < at(/kubectl .*drain h2 /), 'the workers only after the control plane');
     await pulls(l, ['registry.k8s.io/kube-proxy:v1.33.1', 'registry.k8s.io/coredns/coredns:v1.12.0', 'registry.k8s.io/kube-proxy:v1.32.4']);
